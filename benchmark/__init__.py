@@ -1,0 +1,1 @@
+"""avdf benchmark: protocols, metrics, evaluation, leaderboard, submissions and the CLI."""

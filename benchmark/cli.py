@@ -1,0 +1,66 @@
+"""The ``avdf`` command: one subcommand per DVC stage, plus probe, ls and bench.
+
+Each subcommand lives in its own module exposing ``add_arguments(parser)`` and
+``run(args) -> int``; this file only wires them and turns user-facing errors
+into one clear line (a traceback only with ``--debug``).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from pipeline.errors import AvdfError
+
+# subcommand -> (module, one-line help). Stage names match params.yaml and dvc.yaml.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "fetch": ("pipeline.fetch", "bring a corpus onto disk (the built-in studio corpus, a folder or a URL)"),
+    "ingest": ("pipeline.ingest", "turn a corpus' native layout into a Clip manifest"),
+    "preprocess": ("pipeline.preprocess", "decode, find and crop faces, resample audio (Ray stage)"),
+    "generate": ("generators.stage", "forge fakes with the generators of a recipe (Ray stage)"),
+    "shard": ("pipeline.shards", "write WebDataset shards of preprocessed clips"),
+    "train": ("detectors.training", "train a detector under a protocol"),
+    "evaluate": ("benchmark.evaluate", "score a trained detector on a protocol's test split"),
+    "leaderboard": ("benchmark.leaderboard", "merge metrics into the leaderboard"),
+    "detect": ("benchmark.detect", "score one video with a trained detector"),
+    "submit": ("benchmark.submit", "validate and score a predictions file"),
+    "ls": ("benchmark.listing", "list registered detectors, generators and protocols"),
+    "probe": ("pipeline.probe_cmd", "print a media file's streams as JSON"),
+    "bench": ("benchmark.perf", "measure speed and memory (decode, ...)"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="avdf", description="Audio-visual deepfake detection: data pipeline and benchmark suite."
+    )
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    parser.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=module)
+        importlib.import_module(module).add_arguments(p)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, format="%(message)s")
+    try:
+        return int(importlib.import_module(args._module).run(args) or 0)
+    except AvdfError as exc:
+        if args.debug:
+            raise
+        print(f"avdf {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"avdf {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

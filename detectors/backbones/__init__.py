@@ -1,0 +1,1 @@
+"""Backbones: CLIP vision, Whisper encoder, tiny random configs, LoRA."""

@@ -1,0 +1,6 @@
+"""The generator registry (built-ins register here; plug-ins via entry points or module:Class)."""
+from __future__ import annotations
+
+from pipeline.registry import Registry
+
+GENERATORS = Registry("generators")

@@ -1,0 +1,365 @@
+"""Media I/O over the system ffmpeg (through ffmpeg-python).
+
+Every stage sees media the same way: video as 25 fps RGB uint8 frames, audio
+as 16 kHz mono float32 with an exact sample count. Variable frame rates,
+29.97/30 fps and 44.1/48 kHz stereo inputs are resampled here, once.
+"""
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import ffmpeg
+import numpy as np
+
+from pipeline.atomic import atomic_path
+from pipeline.errors import MediaError
+
+FPS = 25
+SAMPLE_RATE = 16000
+SAMPLES_PER_FRAME = SAMPLE_RATE // FPS  # 640: frame t <-> samples [640 t, 640 (t+1))
+
+
+@dataclass(frozen=True)
+class VideoStream:
+    codec: str
+    width: int
+    height: int
+    fps: float  # average frame rate
+    nominal_fps: float  # r_frame_rate: the container's declared rate
+    vfr: bool
+    num_frames: int | None
+    duration_s: float | None
+
+
+@dataclass(frozen=True)
+class AudioStream:
+    codec: str
+    sample_rate: int
+    channels: int
+    duration_s: float | None
+
+
+@dataclass(frozen=True)
+class Probe:
+    path: str
+    format: str
+    duration_s: float
+    size_bytes: int
+    video: VideoStream | None
+    audio: AudioStream | None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+
+def _rate(text: str | None) -> float:
+    if not text or text in ("0/0", "0"):
+        return 0.0
+    return float(Fraction(text))
+
+
+def _float(value: object) -> float | None:
+    try:
+        out = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
+
+
+def _ffmpeg_reason(stderr: bytes) -> str:
+    """The most telling line of an ffmpeg/ffprobe error output."""
+    lines = [ln.strip() for ln in stderr.decode(errors="replace").splitlines() if ln.strip()]
+    for needle in ("moov atom not found", "Invalid data found", "End of file", "corrupt", "error", "Error"):
+        for ln in lines:
+            if needle in ln:
+                return ln
+    return lines[-1] if lines else "ffmpeg failed without a message"
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise MediaError(path, "file does not exist", "missing")
+    if path.is_dir():
+        raise MediaError(path, "is a directory, not a media file", "not_media")
+    if path.stat().st_size == 0:
+        raise MediaError(path, "file is empty (0 bytes)", "empty")
+
+
+def _has_ftyp(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(8)[4:8] == b"ftyp"
+
+
+def probe(path: str | Path) -> Probe:
+    """Describe a media file's container, video and audio streams.
+
+    Raises MediaError for a missing, empty, truncated or non-media file, or a
+    file with neither a video nor an audio stream.
+    """
+    path = Path(path)
+    _check_file(path)
+    try:
+        info = ffmpeg.probe(str(path))
+    except ffmpeg.Error as exc:
+        reason = _ffmpeg_reason(exc.stderr or b"")
+        # A cut-off mp4 still starts with its 'ftyp' box; a text file named .mp4 does not.
+        kind = "truncated" if "moov atom not found" in reason and _has_ftyp(path) else "not_media"
+        what = "truncated or incomplete media file" if kind == "truncated" else "not a readable media file"
+        raise MediaError(path, f"{what} ({reason})", kind) from None
+    fmt = info.get("format", {})
+    video = audio = None
+    for s in info.get("streams", []):
+        if s.get("codec_type") == "video" and video is None and not s.get("disposition", {}).get("attached_pic"):
+            avg, nominal = _rate(s.get("avg_frame_rate")), _rate(s.get("r_frame_rate"))
+            nb = s.get("nb_frames")
+            video = VideoStream(
+                codec=s.get("codec_name", "?"),
+                width=int(s["width"]),
+                height=int(s["height"]),
+                fps=avg or nominal,
+                nominal_fps=nominal or avg,
+                # Declared and average rates disagree on variable-frame-rate files.
+                vfr=bool(avg and nominal and abs(avg - nominal) / nominal > 0.01),
+                num_frames=int(nb) if nb and str(nb).isdigit() else None,
+                duration_s=_float(s.get("duration")),
+            )
+        elif s.get("codec_type") == "audio" and audio is None:
+            audio = AudioStream(
+                codec=s.get("codec_name", "?"),
+                sample_rate=int(s.get("sample_rate") or 0),
+                channels=int(s.get("channels") or 0),
+                duration_s=_float(s.get("duration")),
+            )
+    if video is None and audio is None:
+        raise MediaError(path, "no video or audio stream", "not_media")
+    duration = _float(fmt.get("duration")) or max(
+        (s.duration_s or 0.0 for s in (video, audio) if s is not None), default=0.0
+    )
+    return Probe(
+        path=str(path),
+        format=fmt.get("format_name", "?"),
+        duration_s=duration,
+        size_bytes=int(fmt.get("size") or path.stat().st_size),
+        video=video,
+        audio=audio,
+    )
+
+
+def expected_frames(duration_s: float, fps: int = FPS) -> int:
+    """Frames an fps-resampled video of this duration has (ffmpeg's fps filter rounds)."""
+    return int(round(duration_s * fps))
+
+
+def _require_video(info: Probe) -> VideoStream:
+    if info.video is None:
+        raise MediaError(info.path, "no video stream", "no_video")
+    return info.video
+
+
+def _require_audio(info: Probe) -> AudioStream:
+    if info.audio is None:
+        raise MediaError(info.path, "no audio stream", "no_audio")
+    return info.audio
+
+
+def _video_duration(info: Probe, stream: VideoStream) -> float:
+    return stream.duration_s or info.duration_s
+
+
+def iter_frames(
+    path: str | Path,
+    fps: int = FPS,
+    size: tuple[int, int] | None = None,
+    crop: tuple[int, int, int, int] | None = None,
+    info: Probe | None = None,
+) -> Iterator[np.ndarray]:
+    """Stream frames resampled to ``fps`` as RGB uint8 arrays of shape (H, W, 3).
+
+    ``crop`` = (x, y, w, h) in source pixels is applied before ``size`` = (w, h).
+    Constant memory: one frame at a time, whatever the clip length.
+    """
+    info = info or probe(path)
+    stream = _require_video(info)
+    stream_in = ffmpeg.input(str(path)).video.filter("fps", fps=fps)
+    out_w, out_h = stream.width, stream.height
+    if crop is not None:
+        x, y, w, h = crop
+        stream_in = stream_in.filter("crop", w, h, x, y)
+        out_w, out_h = w, h
+    if size is not None:
+        out_w, out_h = size
+        stream_in = stream_in.filter("scale", out_w, out_h, flags="area")
+    proc = (
+        stream_in.output("pipe:", format="rawvideo", pix_fmt="rgb24", vsync="cfr")
+        .global_args("-nostdin", "-loglevel", "error")
+        .run_async(pipe_stdout=True, pipe_stderr=True)
+    )
+    frame_bytes = out_w * out_h * 3
+    try:
+        while True:
+            buf = proc.stdout.read(frame_bytes)
+            if len(buf) < frame_bytes:
+                break
+            yield np.frombuffer(buf, np.uint8).reshape(out_h, out_w, 3)
+    finally:
+        proc.stdout.close()
+        stderr = proc.stderr.read()
+        proc.stderr.close()
+        rc = proc.wait()
+    if rc != 0:
+        raise MediaError(path, f"video decoding failed ({_ffmpeg_reason(stderr)})", "decode")
+
+
+def decode_video(
+    path: str | Path,
+    fps: int = FPS,
+    size: tuple[int, int] | None = None,
+    crop: tuple[int, int, int, int] | None = None,
+    num_frames: int | None = None,
+    min_fraction: float = 0.9,
+) -> np.ndarray:
+    """Decode a whole video to (T, H, W, 3) uint8 at ``fps``.
+
+    The frame count is checked against the stream's duration: a file that
+    yields fewer than ``min_fraction`` of the expected frames is reported as
+    truncated. With ``num_frames`` the result is trimmed or padded (by
+    repeating the last frame) to exactly that many frames.
+    """
+    info = probe(path)
+    stream = _require_video(info)
+    frames = list(iter_frames(path, fps=fps, size=size, crop=crop, info=info))
+    expected = expected_frames(_video_duration(info, stream), fps)
+    if not frames:
+        raise MediaError(path, "video stream has no decodable frames (truncated or corrupt)", "truncated")
+    if len(frames) < min_fraction * expected:
+        raise MediaError(
+            path, f"truncated video: decoded {len(frames)} of {expected} expected frames", "truncated"
+        )
+    video = np.stack(frames)
+    if num_frames is not None:
+        video = fit_length(video, num_frames)
+    return video
+
+
+def decode_audio(
+    path: str | Path,
+    sample_rate: int = SAMPLE_RATE,
+    num_samples: int | None = None,
+) -> np.ndarray:
+    """Decode the first audio stream to mono float32 in [-1, 1] at ``sample_rate``.
+
+    The result has exactly ``num_samples`` samples when given; otherwise the
+    count the stream's duration implies, which drops the encoder padding AAC
+    appends to its last frame.
+    """
+    info = probe(path)
+    stream = _require_audio(info)
+    try:
+        out, _ = (
+            ffmpeg.input(str(path))
+            .audio.output("pipe:", format="f32le", acodec="pcm_f32le", ac=1, ar=sample_rate)
+            .global_args("-nostdin", "-loglevel", "error")
+            .run(capture_stdout=True, capture_stderr=True)
+        )
+    except ffmpeg.Error as exc:
+        raise MediaError(path, f"audio decoding failed ({_ffmpeg_reason(exc.stderr or b'')})", "decode") from None
+    audio = np.frombuffer(out, np.float32).copy()
+    if audio.size == 0:
+        raise MediaError(path, "audio stream has no decodable samples (truncated or corrupt)", "truncated")
+    if num_samples is None:
+        duration = stream.duration_s or info.duration_s
+        num_samples = int(round(duration * sample_rate))
+    return fit_length(audio, num_samples)
+
+
+def fit_length(x: np.ndarray, n: int) -> np.ndarray:
+    """Trim or pad axis 0 to ``n`` (audio pads with silence, video repeats the last frame)."""
+    if n < 0:
+        raise ValueError(f"length must be non-negative, got {n}")
+    if len(x) >= n:
+        return x[:n]
+    if x.ndim == 1:
+        return np.concatenate([x, np.zeros(n - len(x), x.dtype)])
+    pad = np.repeat(x[-1:], n - len(x), axis=0)
+    return np.concatenate([x, pad])
+
+
+def write_mp4(
+    path: str | Path,
+    frames: np.ndarray,
+    audio: np.ndarray | None = None,
+    fps: int = FPS,
+    sample_rate: int = SAMPLE_RATE,
+    crf: int = 18,
+    metadata: dict[str, str] | None = None,
+) -> Path:
+    """Encode (T, H, W, 3) uint8 RGB frames (+ mono float audio) to H.264 + AAC mp4.
+
+    Written atomically. Odd frame sizes are padded by one pixel (yuv420p needs
+    even sizes). ``metadata`` goes into the container's tags (e.g. the
+    generator that made a synthetic clip).
+    """
+    path = Path(path)
+    frames = np.ascontiguousarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"frames must be (T, H, W, 3) uint8, got {frames.shape} {frames.dtype}")
+    t, h, w, _ = frames.shape
+    if t == 0:
+        raise ValueError("cannot write a video with no frames")
+    with tempfile.TemporaryDirectory(prefix="avdf-mux-") as tmp, atomic_path(path) as out_tmp:
+        video_in = ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{w}x{h}", r=fps)
+        vstream = video_in.video
+        if w % 2 or h % 2:
+            vstream = vstream.filter("pad", w + w % 2, h + h % 2)
+        streams = [vstream]
+        kwargs: dict[str, object] = dict(
+            vcodec="libx264", pix_fmt="yuv420p", crf=crf, preset="veryfast", r=fps, movflags="+faststart+use_metadata_tags"
+        )
+        if audio is not None:
+            audio = np.ascontiguousarray(audio, dtype=np.float32)
+            if audio.ndim != 1:
+                raise ValueError(f"audio must be mono (N,), got shape {audio.shape}")
+            raw = Path(tmp) / "audio.f32"
+            raw.write_bytes(audio.tobytes())
+            streams.append(ffmpeg.input(str(raw), format="f32le", ar=sample_rate, ac=1).audio)
+            kwargs.update(acodec="aac", audio_bitrate="96k", ar=sample_rate, ac=1)
+        for i, (k, v) in enumerate((metadata or {}).items()):
+            kwargs[f"metadata:g:{i}"] = f"{k}={v}"
+        cmd = (
+            ffmpeg.output(*streams, str(out_tmp), format="mp4", **kwargs)
+            .global_args("-nostdin", "-loglevel", "error")
+            .overwrite_output()
+        )
+        proc = cmd.run_async(pipe_stdin=True, pipe_stderr=True)
+        try:
+            proc.stdin.write(frames.tobytes())
+        except BrokenPipeError:
+            pass
+        proc.stdin.close()
+        stderr = proc.stderr.read()
+        if proc.wait() != 0:
+            raise MediaError(path, f"encoding failed ({_ffmpeg_reason(stderr)})", "encode")
+    return path
+
+
+def read_tags(path: str | Path) -> dict[str, str]:
+    """The container-level metadata tags of a media file."""
+    path = Path(path)
+    _check_file(path)
+    try:
+        info = ffmpeg.probe(str(path))
+    except ffmpeg.Error as exc:
+        raise MediaError(path, f"not a readable media file ({_ffmpeg_reason(exc.stderr or b'')})") from None
+    return dict(info.get("format", {}).get("tags", {}))
+
+
+def ffmpeg_version() -> str:
+    out = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True, check=True).stdout
+    return out.splitlines()[0]

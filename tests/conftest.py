@@ -1,0 +1,78 @@
+"""Shared fixtures: a session-scoped local Ray, media files made with the real ffmpeg, real-media paths."""
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+SHARED_MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray for the whole test session (2 CPUs, loopback, small object store)."""
+    from pipeline.raycluster import init_ray
+
+    ray = init_ray(num_cpus=2, object_store_mb=256)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def shared_media() -> Path:
+    """``../shared/media`` beside the checkout; tests that need it skip when it is absent."""
+    if not SHARED_MEDIA.is_dir():
+        pytest.skip(f"real media folder {SHARED_MEDIA} is absent")
+    return SHARED_MEDIA
+
+
+MakeClip = Callable[..., Path]
+
+
+@pytest.fixture
+def make_clip(tmp_path: Path) -> MakeClip:
+    """Make a test clip with the real ffmpeg from lavfi sources.
+
+    make_clip(name, duration=2, size="160x120", rate="25", audio_rate=16000,
+              channels=1, video=True, audio=True, vfr=False, vcodec="libx264")
+    """
+
+    def make(
+        name: str = "clip.mp4",
+        duration: float = 2.0,
+        size: str = "160x120",
+        rate: str = "25",
+        audio_rate: int = 16000,
+        channels: int = 1,
+        video: bool = True,
+        audio: bool = True,
+        vfr: bool = False,
+        vcodec: str = "libx264",
+    ) -> Path:
+        out = tmp_path / name
+        cmd = ["ffmpeg", "-nostdin", "-loglevel", "error", "-y"]
+        maps = []
+        if video:
+            cmd += ["-f", "lavfi", "-i", f"testsrc2=size={size}:rate={rate}:duration={duration}"]
+            maps.append("v")
+        if audio:
+            layout = "mono" if channels == 1 else "stereo"
+            cmd += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate={audio_rate}:duration={duration}"]
+            cmd += ["-af", f"aformat=channel_layouts={layout}"]
+            maps.append("a")
+        for i, _ in enumerate(maps):
+            cmd += ["-map", str(i)]
+        if video:
+            if vfr:
+                # Drop two of every three frames after the first second: a variable frame rate.
+                cmd += ["-vf", f"select='lt(t\\,1)+not(mod(n\\,3))'", "-fps_mode", "vfr"]
+            cmd += ["-c:v", vcodec, "-pix_fmt", "yuv420p"]
+        if audio:
+            cmd += ["-c:a", "aac", "-ac", str(channels)]
+        cmd.append(str(out))
+        subprocess.run(cmd, check=True)
+        return out
+
+    return make
