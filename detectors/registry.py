@@ -1,6 +1,18 @@
 """The detector registry (built-ins register here; plug-ins via entry points or module:Class)."""
 from __future__ import annotations
 
+from typing import Any
+
 from pipeline.registry import Registry
 
-DETECTORS = Registry("detectors")
+
+def _check(name: str, cls: Any) -> None:
+    # Imported lazily: `avdf ls` and the CLI start-up must not import torch.
+    from detectors.base import check_detector_class
+
+    check_detector_class(name, cls)
+
+
+DETECTORS = Registry("detectors", validate=_check)
+DETECTORS.register("video-baseline", "detectors.baselines:VideoBaseline")
+DETECTORS.register("audio-baseline", "detectors.baselines:AudioBaseline")

@@ -1,6 +1,7 @@
 """The Clip record: the one schema every stage reads and writes.
 
-A manifest is a Parquet table of Clips kept beside the media it describes.
+A manifest is a Parquet table of Clips kept beside the media it describes:
+each ``path`` is relative to the folder that holds the manifest.
 Fields are only ever added (with a default), never forked into a second schema.
 """
 from __future__ import annotations

@@ -94,9 +94,13 @@ def _check_values(table: pa.Table, where: str) -> None:
             raise ManifestError(f"{where}: column 'category' row {i} is {cat!r}, expected one of {CATEGORIES}")
 
 
+def rows_to_table(rows: Iterable[dict]) -> pa.Table:
+    """Clip rows (dicts with the schema's fields) as a table of the exact schema."""
+    return pa.Table.from_pylist(list(rows), schema=CLIP_SCHEMA)
+
+
 def clips_to_table(clips: Iterable[Clip]) -> pa.Table:
-    rows = [c.to_row() for c in clips]
-    return pa.Table.from_pylist(rows, schema=CLIP_SCHEMA)
+    return rows_to_table(c.to_row() for c in clips)
 
 
 def write_manifest(clips: Iterable[Clip] | pa.Table, path: str | Path) -> pa.Table:

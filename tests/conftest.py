@@ -1,6 +1,7 @@
 """Shared fixtures: a session-scoped local Ray, media files made with the real ffmpeg, real-media paths."""
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +16,10 @@ def ray_session():
     """One local Ray for the whole test session (2 CPUs, loopback, small object store)."""
     from pipeline.raycluster import init_ray
 
+    # Ray workers inherit the driver's environment, not its sys.path: let them
+    # import the stage workers that tests define in tests/.
+    tests_dir = str(Path(__file__).parent)
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [tests_dir, os.environ.get("PYTHONPATH")]))
     ray = init_ray(num_cpus=2, object_store_mb=256)
     yield ray
     ray.shutdown()
