@@ -35,6 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("corpus", help="studio (built in), voxceleb2, fakeavceleb, kodf, cmdfd")
     parser.add_argument("--out", required=True, type=Path, help="destination folder")
     parser.add_argument("--source", help="folder, file:// or http(s):// URL (gated corpora)")
+    parser.add_argument("--checksums", type=Path, help="md5sum/sha256sum-style file of expected checksums")
     parser.add_argument("--identities", type=int, help="studio: number of identities")
     parser.add_argument("--utterances", type=int, help="studio: utterances per identity")
     parser.add_argument("--seed", type=int, help="studio: random seed")
@@ -55,5 +56,5 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from pipeline.download import fetch_corpus
 
-    fetch_corpus(args.corpus, args.source or params.source, args.out)
+    fetch_corpus(args.corpus, args.source or params.source, args.out, checksums=args.checksums)
     return 0

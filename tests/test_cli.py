@@ -58,8 +58,8 @@ def test_ls_runs():
 
 
 @pytest.mark.parametrize("args", [
-    ["shard", "--manifest", "m.parquet", "--out", "o"],
-    ["train", "cad", "--protocol", "p", "--data", "d", "--out", "o"],
+    ["evaluate", "--detector", "d", "--protocol", "p", "--data", "d", "--out", "o"],
+    ["leaderboard", "m.json", "--out", "o"],
 ])
 def test_placeholders_fail_loudly(args):
     out = avdf(*args)
@@ -72,3 +72,10 @@ def test_every_command_module_has_the_stage_interface():
     for name, (module, _) in COMMANDS.items():
         mod = importlib.import_module(module)
         assert callable(mod.add_arguments) and callable(mod.run), name
+
+
+def test_ls_protocols_lists_versions():
+    out = avdf("ls", "protocols")
+    assert out.returncode == 0, out.stderr
+    for name in ("intra-random", "intra-group", "cross-manipulation", "cross-dataset", "studio-intra-group"):
+        assert name in out.stdout

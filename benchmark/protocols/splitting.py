@@ -1,0 +1,416 @@
+"""Turning a protocol and a manifest into folds of train/val/test keys.
+
+Splits read only manifest rows (never media). Random assignment orders the
+groups of each stratum by a seeded hash of the group value, then cuts exact
+counts: the result is deterministic for a seed, does not depend on the row
+order of the manifest, and a group keeps its part when unrelated clips are
+added. Fractions count groups (videos, identities), not clips.
+
+Guarantees, checked on every fold (a violation raises ``ProtocolError``):
+- no value of a ``disjoint`` field (``video_id`` always; ``identity`` for
+  identity-disjoint protocols) appears in two parts;
+- no key is in two parts; the training part is not empty;
+- leave-one-out test sets hold only the held-out category and real clips;
+- every test set holds both real and fake clips.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from benchmark.protocols.selectors import Selector, parse_extra
+from benchmark.protocols.spec import PARTS, ProtocolSpec, RandomSplit
+from pipeline.atomic import sha256_json
+from pipeline.clip import Clip
+from pipeline.errors import AvdfError
+
+REAL = "real"
+
+
+class ProtocolError(AvdfError):
+    """A protocol that cannot be applied to a manifest, or a broken guarantee."""
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One train/val/test assignment. Keys are sorted; ``test_categories``
+    maps every test key to ``real`` or the name of its fake category."""
+
+    name: str
+    train: tuple[str, ...]
+    val: tuple[str, ...]
+    test: tuple[str, ...]
+    test_categories: Mapping[str, str] = field(default_factory=dict)
+    excluded: int = 0
+
+    def part(self, name: str) -> tuple[str, ...]:
+        if name not in PARTS:
+            raise ProtocolError(f"unknown part {name!r}; parts are {list(PARTS)}")
+        return getattr(self, name)
+
+    @property
+    def training_id(self) -> str:
+        """Hash of train+val keys: folds with the same one can share a checkpoint
+        (all cross-dataset folds train on the same data)."""
+        return sha256_json({"train": self.train, "val": self.val})[:16]
+
+    def sizes(self) -> dict[str, int]:
+        n_real = sum(1 for c in self.test_categories.values() if c == REAL)
+        return {
+            "train": len(self.train),
+            "val": len(self.val),
+            "test": len(self.test),
+            "test_real": n_real,
+            "test_fake": len(self.test) - n_real,
+            "excluded": self.excluded,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "train": list(self.train),
+            "val": list(self.val),
+            "test": list(self.test),
+            "test_categories": dict(self.test_categories),
+            "excluded": self.excluded,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Fold:
+        return cls(
+            name=d["name"],
+            train=tuple(d["train"]),
+            val=tuple(d["val"]),
+            test=tuple(d["test"]),
+            test_categories=dict(d["test_categories"]),
+            excluded=int(d.get("excluded", 0)),
+        )
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Every fold of one protocol applied to one manifest."""
+
+    protocol: str
+    version: str
+    protocol_hash: str
+    folds: Mapping[str, Fold]
+
+    def fold(self, name: str) -> Fold:
+        if name not in self.folds:
+            raise ProtocolError(f"protocol {self.protocol} has no fold {name!r}; folds: {list(self.folds)}")
+        return self.folds[name]
+
+    def sizes(self) -> dict[str, dict[str, int]]:
+        """Per fold: train, val, test, test_real, test_fake, excluded (for ``avdf ls``)."""
+        return {name: f.sizes() for name, f in self.folds.items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "protocol": self.protocol,
+            "version": self.version,
+            "protocol_hash": self.protocol_hash,
+            "folds": {n: f.to_dict() for n, f in self.folds.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Splits:
+        return cls(
+            protocol=d["protocol"],
+            version=d["version"],
+            protocol_hash=d["protocol_hash"],
+            folds={n: Fold.from_dict(f) for n, f in d["folds"].items()},
+        )
+
+
+# --------------------------------------------------------------------------- input rows
+
+ClipsLike = pa.Table | Sequence[Clip] | Sequence[Mapping[str, Any]] | str | Path
+
+
+def rows_of(clips: ClipsLike) -> list[dict[str, Any]]:
+    """Manifest rows as dicts from a table, Clips, dicts or a manifest path."""
+    if isinstance(clips, (str, Path)):
+        from pipeline.manifest import read_manifest
+
+        clips = read_manifest(clips)
+    if isinstance(clips, pa.Table):
+        rows = clips.to_pylist()
+    else:
+        rows = [c.to_row() if isinstance(c, Clip) else dict(c) for c in clips]
+    seen: set[str] = set()
+    for i, row in enumerate(rows):
+        key = row.get("key")
+        if not isinstance(key, str):
+            raise ProtocolError(f"manifest row {i} has no string 'key'")
+        if key in seen:
+            raise ProtocolError(f"manifest has duplicate key {key!r}")
+        seen.add(key)
+        parse_extra(row)
+    return rows
+
+
+# --------------------------------------------------------------------------- assignment
+
+def _rank(seed: int, value: Hashable) -> str:
+    return hashlib.sha256(f"{seed}\x00{value!r}".encode()).hexdigest()
+
+
+def _group_rows(rows: Iterable[dict[str, Any]], by: str, where: str) -> dict[Any, list[dict[str, Any]]]:
+    groups: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        value = row.get(by)
+        if value is None:
+            raise ProtocolError(f"{where}: clip {row['key']!r} has no {by!r}, which this split groups by")
+        groups[value].append(row)
+    return groups
+
+
+def assign_groups(
+    rows: Sequence[dict[str, Any]],
+    by: str,
+    fractions: Mapping[str, float],
+    seed: int,
+    stratum: Callable[[list[dict[str, Any]]], Hashable],
+    where: str,
+) -> dict[str, str]:
+    """key -> part. Parts other than the last in ``fractions`` get
+    round(n * fraction) groups of each stratum; the last part gets the rest."""
+    groups = _group_rows(rows, by, where)
+    strata: dict[Hashable, list[Any]] = defaultdict(list)
+    for value, members in groups.items():
+        strata[stratum(members)].append(value)
+    parts = list(fractions)
+    out: dict[str, str] = {}
+    for key in sorted(strata, key=repr):
+        ordered = sorted(strata[key], key=lambda v: _rank(seed, v))
+        n = len(ordered)
+        start = 0
+        for i, part in enumerate(parts):
+            # floor(x + 0.5): plain rounding, not banker's.
+            count = n - start if i == len(parts) - 1 else min(n - start, int(n * fractions[part] + 0.5))
+            for value in ordered[start : start + count]:
+                for row in groups[value]:
+                    out[row["key"]] = part
+            start += count
+    return out
+
+
+def _stratum_by(fields: Sequence[str]) -> Callable[[list[dict[str, Any]]], Hashable]:
+    def stratum(members: list[dict[str, Any]]) -> Hashable:
+        return tuple(tuple(sorted({repr(m.get(f)) for m in members})) for f in fields)
+
+    return stratum
+
+
+def _random_fractions(r: RandomSplit) -> dict[str, float]:
+    # test first, then val out of the rest, train takes what is left.
+    return {"test": r.test, "val": (1 - r.test) * r.val, "train": 1.0}
+
+
+def _assign_random(rows: Sequence[dict[str, Any]], r: RandomSplit, where: str) -> dict[str, str]:
+    return assign_groups(rows, r.by, _random_fractions(r), r.seed, _stratum_by(r.stratify), where)
+
+
+# --------------------------------------------------------------------------- strategies
+
+def _first_category(row: dict[str, Any], categories: Mapping[str, Selector], where: str) -> str | None:
+    hits = [name for name, sel in categories.items() if sel.matches(row)]
+    if len(hits) > 1:
+        raise ProtocolError(f"{where}: clip {row['key']!r} matches several categories {hits}; selectors overlap")
+    return hits[0] if hits else None
+
+
+def _category_label(row: dict[str, Any], categories: Mapping[str, Selector], where: str) -> str:
+    if row["label"] == 0:
+        return REAL
+    return _first_category(row, categories, where) or f"{row['category']}-{row['method']}"
+
+
+def split_protocol(
+    spec: ProtocolSpec, protocol_hash: str, clips: ClipsLike, folds: Sequence[str] | None = None
+) -> Splits:
+    where = f"protocol {spec.name} v{spec.version}"
+    rows = rows_of(clips)
+    corpora = set(spec.corpora)
+    present = sorted({r.get("corpus") for r in rows})
+    if not corpora & set(present):
+        raise ProtocolError(f"{where} needs clips of {sorted(corpora)}; the manifest has corpora {present}")
+    pool_sel = Selector(spec.select, f"{where}.select")
+    pool = [r for r in rows if r.get("corpus") in corpora and pool_sel.matches(r)]
+    categories = {n: Selector(s, f"{where}.categories.{n}") for n, s in spec.categories.items()}
+    assignments = _STRATEGIES[spec.split.strategy](spec, pool, categories, where)
+    wanted = list(assignments) if folds is None else list(folds)
+    unknown = [f for f in wanted if f not in assignments]
+    if unknown:
+        raise ProtocolError(f"{where} has no fold(s) {unknown}; folds: {list(assignments)}")
+    by_key = {r["key"]: r for r in pool}
+    out: dict[str, Fold] = {}
+    for name in wanted:
+        parts, test_cats = assignments[name]
+        fold = Fold(
+            name=name,
+            train=tuple(sorted(k for k, p in parts.items() if p == "train")),
+            val=tuple(sorted(k for k, p in parts.items() if p == "val")),
+            test=tuple(sorted(k for k, p in parts.items() if p == "test")),
+            test_categories={k: test_cats[k] for k in sorted(test_cats)},
+            excluded=len(rows) - len(parts),
+        )
+        check_fold(fold, by_key, spec, f"{where} fold {name}")
+        out[name] = fold
+    return Splits(protocol=spec.name, version=spec.version, protocol_hash=protocol_hash, folds=out)
+
+
+Assignment = tuple[dict[str, str], dict[str, str]]  # key -> part, test key -> category
+
+
+def _test_categories(parts: Mapping[str, str], by_key: Mapping[str, dict], categories, where) -> dict[str, str]:
+    return {k: _category_label(by_key[k], categories, where) for k, p in parts.items() if p == "test"}
+
+
+def _split_random(spec, pool, categories, where) -> dict[str, Assignment]:
+    parts = _assign_random(pool, spec.split.random, where)
+    by_key = {r["key"]: r for r in pool}
+    return {"main": (parts, _test_categories(parts, by_key, categories, where))}
+
+
+def _split_groups(spec, pool, categories, where) -> dict[str, Assignment]:
+    g = spec.split.groups
+    value_part = {v: part for part in PARTS for v in getattr(g, part)}
+    parts = {r["key"]: value_part[r.get(g.field)] for r in pool if r.get(g.field) in value_part}
+    by_key = {r["key"]: r for r in pool}
+    return {"main": (parts, _test_categories(parts, by_key, categories, where))}
+
+
+def _split_leave_one_out(spec, pool, categories, where) -> dict[str, Assignment]:
+    lo = spec.split.leave_one_out
+    real_sel = Selector(lo.real, f"{where}.leave_one_out.real")
+    reals = [r for r in pool if r["label"] == 0 and real_sel.matches(r)]
+    real_keys = {r["key"] for r in reals}
+    fakes_by_cat: dict[str, list[dict]] = defaultdict(list)
+    for r in pool:
+        if r["key"] in real_keys:
+            continue
+        cat = _first_category(r, categories, where)
+        if cat is not None:
+            fakes_by_cat[cat].append(r)
+    real_parts = _assign_random(reals, lo.real_split, f"{where} (real clips)")
+    cat_of = {r["key"]: c for c, rs in fakes_by_cat.items() for r in rs}
+    all_fakes = [r for rs in fakes_by_cat.values() for r in rs]
+    # One train/val cut of the fakes shared by every fold, stratified by category,
+    # so a clip that trains in one fold validates in none other.
+    fake_parts = assign_groups(
+        all_fakes,
+        lo.real_split.by,
+        {"val": lo.fake_val, "train": 1.0},
+        lo.seed,
+        lambda members: tuple(sorted({cat_of[m["key"]] for m in members})),
+        f"{where} (fake clips)",
+    )
+    out: dict[str, Assignment] = {}
+    for held in lo.held_out:
+        parts = dict(real_parts)
+        tests = {k: REAL for k, p in real_parts.items() if p == "test"}
+        for cat, rs in fakes_by_cat.items():
+            for r in rs:
+                if cat == held:
+                    parts[r["key"]] = "test"
+                    tests[r["key"]] = held
+                else:
+                    parts[r["key"]] = fake_parts[r["key"]]
+        out[held] = (parts, tests)
+    return out
+
+
+def _split_cross(spec, pool, categories, where) -> dict[str, Assignment]:
+    c = spec.split.cross
+    train_side, test_side = pool, pool
+    if c.sides is not None:
+        sides = assign_groups(
+            pool, c.sides.by, {"test": c.sides.test, "train": 1.0}, c.sides.seed,
+            _stratum_by(c.sides.stratify), f"{where} (sides)",
+        )
+        train_side = [r for r in pool if sides[r["key"]] == "train"]
+        test_side = [r for r in pool if sides[r["key"]] == "test"]
+    train_sel = Selector(c.train, f"{where}.cross.train")
+    train_rows = [r for r in train_side if train_sel.matches(r)]
+    train_parts = assign_groups(
+        train_rows, c.by, {"val": c.val, "train": 1.0}, c.seed, _stratum_by(["label"]), f"{where} (train)"
+    )
+    out: dict[str, Assignment] = {}
+    for name, t in c.tests.items():
+        fake_sel = Selector(t.fake, f"{where}.cross.tests.{name}.fake")
+        real_sel = Selector(t.real, f"{where}.cross.tests.{name}.real")
+        parts = dict(train_parts)
+        tests: dict[str, str] = {}
+        for r in test_side:
+            is_fake = r["label"] == 1 and fake_sel.matches(r)
+            is_real = r["label"] == 0 and real_sel.matches(r)
+            if not (is_fake or is_real):
+                continue
+            if r["key"] in parts:
+                raise ProtocolError(
+                    f"{where} fold {name}: clip {r['key']!r} matches both the training selection and the "
+                    "test set; make the selectors disjoint or add `sides`"
+                )
+            parts[r["key"]] = "test"
+            tests[r["key"]] = name if is_fake else REAL
+        out[name] = (parts, tests)
+    return out
+
+
+_STRATEGIES = {
+    "random": _split_random,
+    "groups": _split_groups,
+    "leave_one_out": _split_leave_one_out,
+    "cross": _split_cross,
+}
+
+
+# --------------------------------------------------------------------------- guarantees
+
+def check_fold(fold: Fold, by_key: Mapping[str, dict[str, Any]], spec: ProtocolSpec, where: str) -> None:
+    """Raise ProtocolError if the fold breaks any guarantee of the module docstring."""
+    part_of: dict[str, str] = {}
+    for part in PARTS:
+        for key in fold.part(part):
+            if key in part_of:
+                raise ProtocolError(f"{where}: clip {key!r} is in both {part_of[key]} and {part}")
+            part_of[key] = part
+    for fld in dict.fromkeys(["video_id", *spec.disjoint]):
+        seen: dict[Any, tuple[str, str]] = {}
+        for key, part in part_of.items():
+            value = by_key[key].get(fld)
+            if value is None:
+                continue
+            if value in seen and seen[value][0] != part:
+                other_part, other_key = seen[value]
+                raise ProtocolError(
+                    f"{where}: {fld} {value!r} spans {other_part} ({other_key}) and {part} ({key}); "
+                    f"this protocol must keep every {fld} in one part"
+                )
+            seen.setdefault(value, (part, key))
+    if not fold.train:
+        raise ProtocolError(f"{where}: the training part is empty (check the protocol's selectors and corpora)")
+    lo = spec.split.leave_one_out
+    if lo is not None:
+        real_sel = Selector(lo.real, "real")
+        held = Selector(spec.categories[fold.name], fold.name)
+        for key in fold.test:
+            row = by_key[key]
+            if not (held.matches(row) or (row["label"] == 0 and real_sel.matches(row))):
+                raise ProtocolError(f"{where}: test clip {key!r} is neither real nor of held-out {fold.name}")
+    labels = {by_key[k]["label"] for k in fold.test}
+    missing = [name for value, name in ((0, "real"), (1, "fake")) if value not in labels]
+    if missing:
+        raise ProtocolError(
+            f"{where}: the test part has no {' and no '.join(missing)} clips "
+            f"({len(fold.test)} test clips); metrics need both classes — does the manifest hold "
+            f"the clips this fold selects (corpora {spec.corpora})?"
+        )
