@@ -59,7 +59,10 @@ def from_mapping(cls: type[T], data: Any, where: str) -> T:
             kwargs[name] = _convert(hints[name], data[name], key)
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise ConfigError(f"{key}: required key is missing")
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as exc:  # a dataclass' own checks (__post_init__)
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def _convert(tp: Any, value: Any, where: str) -> Any:

@@ -7,6 +7,7 @@ import importlib
 # benchmark name -> module exposing add_arguments(parser) and run(args) -> int
 BENCHES: dict[str, str] = {
     "decode": "benchmark.perf.decode",
+    "faces": "benchmark.perf.faces",
 }
 
 

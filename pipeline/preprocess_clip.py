@@ -1,0 +1,255 @@
+"""Preprocess one clip: 25 fps frames + 16 kHz mono audio -> tracked face, aligned crops, one .npz.
+
+This is the per-clip work of the ``preprocess`` stage; the stage (Ray, manifests,
+failures) lives in ``pipeline.preprocess``. Inputs that cannot become model
+inputs raise ``MediaError`` with an ``error_type`` the stage records:
+
+- from ``pipeline.media``: ``missing``, ``empty``, ``truncated``, ``not_media``, ``decode``, ``no_video``
+- ``no_audio``: the file has no audio stream
+- ``too_short``: fewer than ``min_frames`` frames at 25 fps (less than one 16-frame segment)
+- ``no_face``: the main face is found in fewer than ``min_face_fraction`` of the frames
+- ``face_lost``: the face is found often enough but missing for a run longer than
+  ``max_gap_frames`` (shorter runs are filled by interpolation)
+
+Repairs, not failures: any frame rate (including variable) is resampled to a
+constant 25 fps by ffmpeg's ``fps`` filter (frames dropped or duplicated), any
+sample rate and channel count to 16 kHz mono, and the audio is trimmed or
+zero-padded to exactly ``frames x 640`` samples. Each repair is listed in the
+returned summary under ``repairs``.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.atomic import atomic_path
+from pipeline.errors import MediaError
+from pipeline.media import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME, decode_audio, expected_frames, fit_length, iter_frames, probe
+
+# A file yielding fewer frames than this share of what its duration promises is truncated (as in media.decode_video).
+MIN_DECODED_SHARE = 0.9
+
+
+@dataclass
+class PreprocessOptions:
+    """Per-clip settings (the ``preprocess`` section of params.yaml carries the same names)."""
+
+    face_backend: str = "mediapipe"
+    face_backend_options: dict[str, Any] = field(default_factory=dict)
+    face_size: int = 224
+    gray_face_size: int = 112
+    mouth_size: int = 96
+    min_face_fraction: float = 0.9
+    min_frames: int = 16
+    max_gap_frames: int = 12
+    detect_every: int = 1
+    crop_smoothing: float = 2.0  # Gaussian sigma, in frames, of the crop alignment anchors
+    max_buffer_mb: int = 1024  # frames kept between the detect and crop passes; beyond it, decode twice
+
+    def __post_init__(self) -> None:
+        if self.detect_every < 1:
+            raise ValueError(f"detect_every must be >= 1, got {self.detect_every}")
+        if not 0.0 <= self.min_face_fraction <= 1.0:
+            raise ValueError(f"min_face_fraction must be in [0, 1], got {self.min_face_fraction}")
+
+
+ARRAY_NAMES = ("face", "face_gray", "mouth", "audio", "landmarks", "boxes", "face_found")
+
+
+def _repairs(info: Any) -> list[str]:
+    out = []
+    v, a = info.video, info.audio
+    if v.vfr:
+        out.append(f"variable frame rate (average {v.fps:.3f} fps) resampled to constant {FPS} fps")
+    elif abs(v.fps - FPS) > 0.01:
+        out.append(f"frame rate {v.fps:.3f} fps resampled to {FPS} fps")
+    if a.sample_rate != SAMPLE_RATE:
+        out.append(f"audio resampled from {a.sample_rate} Hz to {SAMPLE_RATE} Hz")
+    if a.channels != 1:
+        out.append(f"audio downmixed from {a.channels} channels to mono")
+    return out
+
+
+def _check_face(path: Path, track: Any, options: PreprocessOptions, backend_name: str) -> None:
+    ran = int(track.detected_on.sum())
+    hits = int((track.found & track.detected_on).sum())
+    start, stop = track.longest_gap
+    if track.main_track is None:
+        raise MediaError(path, f"no face found in any of {ran} frames (backend {backend_name})", "no_face")
+    if track.face_fraction < options.min_face_fraction:
+        raise MediaError(
+            path,
+            f"face found in only {hits} of {ran} frames ({track.face_fraction:.0%}; need "
+            f"{options.min_face_fraction:.0%}, backend {backend_name}); longest run without it: "
+            f"{stop - start} frames from frame {start}",
+            "no_face",
+        )
+    if stop - start > options.max_gap_frames:
+        raise MediaError(
+            path,
+            f"face lost for {stop - start} frames ({(stop - start) / FPS:.2f} s, frames {start}-{stop - 1}); "
+            f"at most {options.max_gap_frames} missing frames in a row are filled by interpolation",
+            "face_lost",
+        )
+
+
+def preprocess_clip(
+    video_path: str | Path,
+    out_path: str | Path,
+    options: PreprocessOptions | None = None,
+    backend: Any = None,
+) -> dict[str, Any]:
+    """Decode, track the main face, crop, and write ``out_path`` (.npz) atomically; return a summary.
+
+    Arrays written (T frames at 25 fps): ``face`` (T, S, S, 3) uint8 RGB,
+    ``face_gray`` (T, s, s) uint8, ``mouth`` (T, m, m) uint8, ``audio``
+    (T*640,) float32 16 kHz mono, ``landmarks`` (T, 68, 2) float32 in
+    source-frame pixels (iBUG layout, see ``pipeline.faces.base``; gaps
+    interpolated), ``boxes`` (T, 4) float32, ``face_found`` (T,) bool (the face
+    was detected in that very frame; False where interpolated or not run).
+
+    Pass ``backend`` (a built ``FaceBackend``) to reuse loaded models across clips.
+    """
+    from pipeline.faces import make_face_backend
+    from pipeline.faces.crops import CropSizes, CropWriter
+    from pipeline.faces.track import track_faces
+
+    options = options or PreprocessOptions()
+    path, out_path = Path(video_path), Path(out_path)
+    t_start = time.perf_counter()
+    timings: dict[str, float] = {}
+
+    info = probe(path)
+    if info.video is None:
+        raise MediaError(path, "no video stream", "no_video")
+    if info.audio is None:
+        raise MediaError(path, "no audio stream (audio-visual preprocessing needs one)", "no_audio")
+    duration = info.video.duration_s or info.duration_s
+    promised = expected_frames(duration)
+    if 0 < promised < options.min_frames:
+        raise MediaError(
+            path, f"too short: {duration:.2f} s = {promised} frames at {FPS} fps; need at least "
+            f"{options.min_frames} (one segment)", "too_short",
+        )
+
+    t = time.perf_counter()
+    audio = decode_audio(path)  # before the face work: a broken audio stream fails fast
+    timings["audio_s"] = time.perf_counter() - t
+
+    if backend is None:
+        t = time.perf_counter()
+        backend = make_face_backend(options.face_backend, **options.face_backend_options)
+        timings["backend_load_s"] = time.perf_counter() - t
+    backend_name = getattr(backend, "name", type(backend).__name__)
+
+    frame_bytes = info.video.width * info.video.height * 3
+    keep_frames = promised * frame_bytes <= options.max_buffer_mb * 2**20
+    frames: list[np.ndarray] = []
+    detections: list[Any] = []
+    detect_s = 0.0
+    t = time.perf_counter()
+    last = None
+    for i, frame in enumerate(iter_frames(path, info=info)):
+        last = frame
+        if keep_frames:
+            frames.append(frame)
+        if i % options.detect_every == 0:
+            t_det = time.perf_counter()
+            detections.append(backend.detect(frame))
+            detect_s += time.perf_counter() - t_det
+        else:
+            detections.append(None)
+    if last is not None and detections[-1] is None:
+        # Always detect on the last frame so the end of the clip is interpolated, not extrapolated.
+        t_det = time.perf_counter()
+        detections[-1] = backend.detect(last)
+        detect_s += time.perf_counter() - t_det
+    timings["decode_detect_s"] = time.perf_counter() - t
+    timings["detect_s"] = detect_s
+
+    num_frames = len(detections)
+    if num_frames == 0:
+        raise MediaError(path, "video stream has no decodable frames (truncated or corrupt)", "truncated")
+    if num_frames < MIN_DECODED_SHARE * promised:
+        raise MediaError(path, f"truncated video: decoded {num_frames} of {promised} expected frames", "truncated")
+    if num_frames < options.min_frames:
+        raise MediaError(
+            path, f"too short: {num_frames} frames at {FPS} fps; need at least {options.min_frames} (one segment)",
+            "too_short",
+        )
+
+    t = time.perf_counter()
+    track = track_faces(detections, (info.video.width, info.video.height))
+    timings["track_s"] = time.perf_counter() - t
+    _check_face(path, track, options, backend_name)
+
+    t = time.perf_counter()
+    sizes = CropSizes(options.face_size, options.gray_face_size, options.mouth_size)
+    writer = CropWriter(track.landmarks, sizes, sigma=options.crop_smoothing)
+    source = frames if keep_frames else iter_frames(path, info=info)
+    for i, frame in enumerate(source):
+        if i >= num_frames:
+            break
+        writer.add(i, frame)
+    del frames
+    timings["crop_s"] = time.perf_counter() - t
+
+    num_samples = num_frames * SAMPLES_PER_FRAME
+    repairs = _repairs(info)
+    if len(audio) != num_samples:
+        what = "trimmed" if len(audio) > num_samples else "zero-padded"
+        repairs.append(f"audio {what} from {len(audio)} to {num_samples} samples (frames x {SAMPLES_PER_FRAME})")
+    arrays = {
+        "face": writer.face,
+        "face_gray": writer.face_gray,
+        "mouth": writer.mouth,
+        "audio": fit_length(audio, num_samples).astype(np.float32, copy=False),
+        "landmarks": track.landmarks.astype(np.float32, copy=False),
+        "boxes": track.boxes.astype(np.float32, copy=False),
+        "face_found": track.found,
+    }
+    t = time.perf_counter()
+    with atomic_path(out_path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)  # uncompressed: crops barely compress and loading speed matters
+    timings["write_s"] = time.perf_counter() - t
+    timings["total_s"] = time.perf_counter() - t_start
+
+    describe = backend.describe() if hasattr(backend, "describe") else {"name": backend_name}
+    return {
+        "path": str(path),
+        "out": str(out_path),
+        "num_frames": num_frames,
+        "num_samples": num_samples,
+        "fps": FPS,
+        "sample_rate": SAMPLE_RATE,
+        "face_fraction": round(track.face_fraction, 4),
+        "frames_without_face": int((track.detected_on & ~track.found).sum()),
+        "interpolated_frames": int((~track.found).sum()),
+        "track": track.summary(),
+        "backend": describe,
+        "options": asdict(options),
+        "source": {
+            "width": info.video.width,
+            "height": info.video.height,
+            "fps": round(info.video.fps, 3),
+            "vfr": info.video.vfr,
+            "sample_rate": info.audio.sample_rate,
+            "channels": info.audio.channels,
+        },
+        "repairs": repairs,
+        "timings": {k: round(v, 4) for k, v in timings.items()},
+        "frames_per_s": round(num_frames / timings["total_s"], 2) if timings["total_s"] > 0 else None,
+    }
+
+
+def load_clip_arrays(path: str | Path) -> dict[str, np.ndarray]:
+    """Read a preprocessed clip's arrays back (all of ``ARRAY_NAMES``)."""
+    with np.load(path) as data:
+        missing = [n for n in ARRAY_NAMES if n not in data.files]
+        if missing:
+            raise MediaError(path, f"preprocessed clip lacks arrays {missing}", "bad_arrays")
+        return {n: data[n] for n in ARRAY_NAMES}

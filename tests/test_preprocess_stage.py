@@ -1,0 +1,74 @@
+"""`avdf preprocess` as a Ray stage: real clips, bad clips as failure rows, resume after a kill."""
+import shutil
+
+import numpy as np
+import pytest
+
+from pipeline.clip import Clip
+from pipeline.manifest import read_failures, read_manifest, write_manifest
+from pipeline.media import SAMPLES_PER_FRAME, decode_video, write_mp4
+from pipeline.preprocess import PreprocessParams, preprocess_manifest
+from pipeline.raycluster import RayParams
+
+REAL = [
+    "Hangz-nju-cuhk_Talking-Face_PC-AVS__misc_Audio_Source_00086.mp4",
+    "OpenTalker_video-retalking__examples_face_5.mp4",
+]
+
+
+def _clip(key, path, **kw):
+    return Clip(key=key, corpus="t", identity=key.split("/")[1], video_id=key.split("/")[1], path=path, **kw)
+
+
+@pytest.fixture
+def corpus(tmp_path, shared_media, make_clip):
+    """Two real talking clips (first 2 s), a clip with no face, one with no audio, one corrupt."""
+    root = tmp_path / "corpus"
+    root.mkdir()
+    clips = []
+    for i, name in enumerate(REAL):
+        src = shared_media / "real_talking" / name
+        frames = decode_video(src, num_frames=50)
+        from pipeline.media import decode_audio
+
+        audio = decode_audio(src, num_samples=50 * SAMPLES_PER_FRAME)
+        write_mp4(root / f"real{i}.mp4", frames, audio)
+        clips.append(_clip(f"t/real{i}", f"real{i}.mp4"))
+    shutil.copy(make_clip("pattern.mp4", duration=1), root / "pattern.mp4")
+    clips.append(_clip("t/pattern", "pattern.mp4"))
+    shutil.copy(make_clip("silent.mp4", duration=1, audio=False), root / "silent.mp4")
+    clips.append(_clip("t/silent", "silent.mp4"))
+    (root / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 100)
+    clips.append(_clip("t/broken", "broken.mp4"))
+    write_manifest(clips, root / "manifest.parquet")
+    return root / "manifest.parquet"
+
+
+@pytest.mark.realmedia
+def test_preprocess_stage_end_to_end_and_resume(ray_session, corpus, tmp_path):
+    out = tmp_path / "pre"
+    result = preprocess_manifest(corpus, out, PreprocessParams(), RayParams())
+    rows = read_manifest(out / "manifest.parquet").to_pylist()
+    failures = {f.key: f for f in read_failures(out / "failures.parquet")}
+    assert {r["key"] for r in rows} == {"t/real0", "t/real1"}
+    assert failures["t/pattern"].error_type == "no_face"
+    assert failures["t/silent"].error_type == "no_audio"
+    assert failures["t/broken"].error_type in ("truncated", "not_media")
+    assert len(rows) + len(failures) == 5
+    for row in rows:
+        arrays = np.load(out / row["path"])
+        t = row["num_frames"]
+        assert t == 50 and arrays["face"].shape == (t, 224, 224, 3)
+        assert arrays["face_gray"].shape == (t, 112, 112) and arrays["mouth"].shape == (t, 96, 96)
+        assert arrays["audio"].shape == (t * SAMPLES_PER_FRAME,)
+        assert arrays["face_found"].mean() >= 0.95
+    assert "5 inputs -> 2 done" in result.summary() and "3 failed" in result.summary()
+
+    # Kill-and-restart: a clip whose result never landed is the only one recomputed, with the same output.
+    before = np.load(out / rows[0]["path"])["face"].copy()
+    (out / "done" / "t__real0.json").unlink()
+    (out / rows[0]["path"]).unlink()
+    again = preprocess_manifest(corpus, out, PreprocessParams(), RayParams())
+    assert again.computed == 1 and again.skipped == 1 and len(again.failures) == 3
+    assert np.array_equal(np.load(out / rows[0]["path"])["face"], before)
+    assert read_manifest(out / "manifest.parquet").to_pylist() == rows
