@@ -1,10 +1,32 @@
-"""``avdf generate``: run a recipe's generators over (target, driving audio) pairs on Ray (issue #5)."""
+"""``avdf generate``: run a recipe's generators over (target, driving audio) pairs on Ray.
+
+For each recipe (``--recipe``, or every recipe in ``generate.recipes``) the
+stage selects pairs from the real clips of ``--manifest``, runs one Ray task
+per output clip (target, audio, generator chain) with the generators'
+resources, and writes under ``OUT/<recipe>/``:
+
+- ``manifest.parquet`` — the fakes only (paths relative to ``OUT/<recipe>``);
+- ``combined.parquet`` — the real target clips (re-rooted: their paths made
+  relative to ``OUT/<recipe>``, the media are not copied) plus the fakes: what
+  the evaluation protocols read;
+- ``failures.parquet`` — tasks that failed (crash, timeout, wrong length), with
+  the generator's own stderr tail; a rerun retries only those;
+- ``csv/<subset>.csv`` (cmdfd) — the released CMDFD CSV format.
+
+Media paths of the input manifest are relative to the manifest's folder.
+On a multi-node cluster, the input media and ``OUT`` must be on storage every
+node sees (the tasks read and write plain paths).
+"""
 from __future__ import annotations
 
 import argparse
+import os
+from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
-from pipeline.errors import NotImplementedYet
+from pipeline.errors import AvdfError, ConfigError
 
 
 @dataclass
@@ -13,14 +35,147 @@ class GenerateParams:
 
     recipes: list[str] = field(default_factory=lambda: ["cmdfd", "fakeavceleb"])
     seed: int = 0
+    # Clear speech: an identity qualifies when the median share of voiced frames of its clips reaches this.
+    min_voiced_fraction: float = 0.3
+    targets_per_identity: int = 1
+    max_targets: int | None = None
+    # CMDFD method -> registered generator (e.g. wav2lip: wav2lip-external to use the real tool).
+    cmdfd_methods: dict[str, str] = field(default_factory=lambda: {
+        "wav2lip": "wav2lip", "videoretalking": "videoretalking", "audio2head": "audio2head",
+        "makeittalk": "makeittalk"})
+    # FakeAVCeleb roles -> registered generator.
+    fakeavceleb_generators: dict[str, str] = field(default_factory=lambda: {
+        "lipsync": "wav2lip", "faceswap": "faceswap", "faceswap_gan": "faceswap-smooth", "voice": "voice"})
+    # Constructor options per generator name (external tools: checkout, checkpoint, extra_args,
+    # timeout_s, num_gpus ...).
+    generator_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    face_backend: str = "mediapipe"
+    timeout_s: float | None = 1800.0
+
+
+RECIPE_NAMES = ("cmdfd", "fakeavceleb")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--recipe", choices=["cmdfd", "fakeavceleb"], help="default: every recipe in params.yaml")
+    parser.add_argument("--recipe", choices=RECIPE_NAMES, help="default: every recipe in params.yaml")
     parser.add_argument("--manifest", required=True, help="manifest of real clips")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
 
 
+def plan(recipe: str, clips: list, media_root: Path, params: GenerateParams) -> list:
+    """The recipe's tasks for these clips (deterministic for params.seed)."""
+    from generators.recipes.cmdfd import plan_cmdfd
+    from generators.recipes.common import clear_speech, output_corpus, select_pairs
+    from generators.recipes.fakeavceleb import plan_fakeavceleb
+
+    real = [c for c in clips if c.label == 0]
+    voiced = clear_speech(real, media_root, params.min_voiced_fraction) if params.min_voiced_fraction > 0 else None
+    selections = select_pairs(real, params.seed, targets_per_identity=params.targets_per_identity,
+                              max_targets=params.max_targets, voiced=voiced,
+                              min_voiced_fraction=params.min_voiced_fraction)
+    if not selections:
+        raise AvdfError(f"{recipe}: no pairs to forge: need real clips of at least two identities with clear "
+                        f"speech (min_voiced_fraction={params.min_voiced_fraction})")
+    corpus = output_corpus(recipe, real)
+    if recipe == "cmdfd":
+        return plan_cmdfd(selections, media_root, corpus, params.cmdfd_methods)
+    if recipe == "fakeavceleb":
+        return plan_fakeavceleb(selections, media_root, corpus, params.seed, params.fakeavceleb_generators)
+    raise ConfigError(f"generate.recipes: unknown recipe {recipe!r}; known: {list(RECIPE_NAMES)}")
+
+
+def _resources(task, params: GenerateParams) -> tuple[float, float]:
+    from generators.registry import GENERATORS
+
+    cpus, gpus = 0.0, 0.0
+    for step in task.steps:
+        cls = GENERATORS.get(step.generator)
+        opts = params.generator_options.get(step.generator, {})
+        cpus = max(cpus, float(opts.get("num_cpus", cls.num_cpus)))
+        gpus = max(gpus, float(opts.get("num_gpus", cls.num_gpus)))
+    return max(cpus, 0.001), gpus
+
+
+def _check_generators(tasks: list, params: GenerateParams) -> None:
+    """Build every generator the tasks need once, here, so that a missing checkout or
+    checkpoint is one clear error before any task starts (not one failure per task)."""
+    from generators.worker import build_generator
+
+    names = sorted({s.generator for t in tasks for s in t.steps})
+    for name in names:
+        build_generator(name, params.generator_options.get(name, {}), params.face_backend, params.seed)
+
+
+def generate_recipe(recipe: str, manifest: Path, out: Path, params: GenerateParams, ray_params=None,
+                    address: str | None = None, progress: bool = True):
+    """Run one recipe end to end; returns (fakes, failures, computed, skipped)."""
+    from generators.recipes.common import media_path
+    from pipeline.clip import Clip
+    from pipeline.manifest import read_clips, write_failures, write_manifest
+    from pipeline.raycluster import RayParams
+    from pipeline.runner import run_stage
+
+    ray_params = ray_params or RayParams()
+    manifest = Path(manifest).resolve()
+    media_root = manifest.parent
+    clips = read_clips(manifest)
+    tasks = plan(recipe, clips, media_root, params)
+    _check_generators(tasks, params)
+    out_dir = Path(out) / recipe
+    groups: dict[tuple[float, float], list] = defaultdict(list)
+    for t in tasks:
+        groups[_resources(t, params)].append(t)
+    config = {"generator_options": params.generator_options, "face_backend": params.face_backend, "seed": params.seed}
+    rows, failures, computed, skipped = [], [], 0, 0
+    for (cpus, gpus), group in sorted(groups.items()):
+        result = run_stage(
+            f"generate-{recipe}", [t.to_item() for t in group], "generators.worker:GenerateWorker", config, out_dir,
+            num_cpus=cpus, num_gpus=gpus, max_retries=ray_params.max_retries, timeout_s=params.timeout_s,
+            address=address or ray_params.address, ray_num_cpus=ray_params.num_cpus,
+            object_store_mb=ray_params.object_store_mb, progress=progress,
+        )
+        rows += result.rows
+        failures += result.failures
+        computed += result.computed
+        skipped += result.skipped
+    order = {t.key: i for i, t in enumerate(tasks)}
+    rows.sort(key=lambda r: order[r["key"]])
+    fakes = [Clip.from_row(r) for r in rows]
+    write_manifest(fakes, out_dir / "manifest.parquet")
+    write_failures(failures, out_dir / "failures.parquet")
+    # Real targets re-rooted beside the fakes: one manifest with both, for the protocols.
+    by_key = {c.key: c for c in clips}
+    reals = []
+    for key in dict.fromkeys(t.target_key for t in tasks):
+        c = by_key[key]
+        rel = os.path.relpath(media_path(c, media_root), out_dir.resolve())
+        reals.append(Clip.from_row({**c.to_row(), "path": rel}))
+    write_manifest(reals + fakes, out_dir / "combined.parquet")
+    if recipe == "cmdfd":
+        from generators.recipes.cmdfd_csv import export_cmdfd_csv
+
+        export_cmdfd_csv(fakes, reals, out_dir, out_dir, out_dir / "csv")
+    return fakes, failures, computed, skipped
+
+
 def run(args: argparse.Namespace) -> int:
-    raise NotImplementedYet("avdf generate is not implemented yet (issue #5)")
+    from pipeline.config import load_section
+
+    params_path = getattr(args, "params", "params.yaml")
+    params_path = params_path if params_path and Path(params_path).exists() else None
+    params: GenerateParams = load_section("generate", params_path)
+    ray_params = load_section("ray", params_path)
+    recipes = [args.recipe] if args.recipe else params.recipes
+    unknown = [r for r in recipes if r not in RECIPE_NAMES]
+    if unknown:
+        raise ConfigError(f"generate.recipes: unknown recipe(s) {unknown}; known: {list(RECIPE_NAMES)}")
+    status = 0
+    for recipe in recipes:
+        fakes, failures, computed, skipped = generate_recipe(recipe, Path(args.manifest), Path(args.out), params,
+                                                             ray_params, args.address)
+        print(f"generate {recipe}: {len(fakes) + len(failures)} tasks -> {len(fakes)} fakes "
+              f"({computed} computed, {skipped} up to date), {len(failures)} failed; "
+              f"see {Path(args.out) / recipe / 'failures.parquet'}" if failures else
+              f"generate {recipe}: {len(fakes)} fakes ({computed} computed, {skipped} up to date), 0 failed")
+    return status

@@ -7,7 +7,11 @@ import importlib
 # benchmark name -> module exposing add_arguments(parser) and run(args) -> int
 BENCHES: dict[str, str] = {
     "decode": "benchmark.perf.decode",
+    "studio": "benchmark.perf.studio",
+    "backbones": "benchmark.perf.backbones",
     "faces": "benchmark.perf.faces",
+    "generators": "benchmark.perf.generators",
+    "loader": "benchmark.perf.loader",
 }
 
 

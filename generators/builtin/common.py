@@ -1,0 +1,96 @@
+"""What every built-in generator shares: loading inputs at 25 fps / 16 kHz, the face
+backend, fitting the target's frames to the driving audio, and the labelled write."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from generators.base import Generator, synthetic_metadata
+from pipeline.errors import MediaError
+from pipeline.media import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME, decode_audio, decode_video, write_mp4
+
+
+@dataclass
+class Inputs:
+    frames: np.ndarray  # (T, H, W, 3): the target's frames fitted to the driving audio's length
+    audio: np.ndarray  # (N,) driving audio, 16 kHz mono
+    num_frames: int
+
+
+def frames_for(num_samples: int) -> int:
+    """Video frames that cover ``num_samples`` of 16 kHz audio at 25 fps."""
+    return max(1, int(round(num_samples / SAMPLES_PER_FRAME)))
+
+
+def ping_pong(frames: np.ndarray, n: int) -> np.ndarray:
+    """``n`` frames from ``frames``, bouncing back and forth when the audio is
+    longer (a jump cut back to frame 0 would be a second, unwanted artefact)."""
+    t = len(frames)
+    if t >= n:
+        return frames[:n]
+    if t == 1:
+        return np.repeat(frames, n, axis=0)
+    period = 2 * (t - 1)
+    idx = np.arange(n) % period
+    idx = np.where(idx < t, idx, period - idx)
+    return frames[idx]
+
+
+class BuiltinGenerator(Generator):
+    """Base of the CPU generators: no weights, a face backend built once."""
+
+    version = "1"
+
+    def __init__(self, face_backend: str = "mediapipe", detect_every: int = 1, max_side: int | None = None,
+                 seed: int = 0) -> None:
+        self.face_backend_name = face_backend
+        self.detect_every = detect_every
+        self.max_side = max_side
+        self.seed = seed
+        self._backend = None
+
+    @property
+    def backend(self):
+        if self._backend is None:
+            from pipeline.faces import make_face_backend
+
+            self._backend = make_face_backend(self.face_backend_name)
+        return self._backend
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "face_backend": self.face_backend_name, "detect_every": self.detect_every,
+                "max_side": self.max_side, "seed": self.seed}
+
+    def _size(self, target_video: Path) -> tuple[int, int] | None:
+        if self.max_side is None:
+            return None
+        from pipeline.media import probe
+
+        v = probe(target_video).video
+        if v is None or max(v.width, v.height) <= self.max_side:
+            return None
+        s = self.max_side / max(v.width, v.height)
+        return (int(v.width * s) // 2 * 2, int(v.height * s) // 2 * 2)
+
+    def load(self, target_video: Path, driving_audio: Path | None) -> Inputs:
+        audio = decode_audio(driving_audio if driving_audio is not None else target_video, SAMPLE_RATE)
+        if len(audio) < SAMPLES_PER_FRAME:
+            raise MediaError(driving_audio or target_video, f"driving audio too short ({len(audio)} samples)",
+                             "too_short")
+        n = frames_for(len(audio))
+        video = decode_video(target_video, FPS, size=self._size(target_video))
+        return Inputs(frames=ping_pong(video, n), audio=audio, num_frames=n)
+
+    def write(self, frames: np.ndarray, audio: np.ndarray, workdir: Path, source_keys: Sequence[str],
+              **extra: str) -> Path:
+        workdir = Path(workdir)
+        workdir.mkdir(parents=True, exist_ok=True)
+        n = frames_for(len(audio))
+        frames = ping_pong(np.asarray(frames), n) if len(frames) < n else np.asarray(frames)[:n]
+        audio = np.asarray(audio, np.float32)[: n * SAMPLES_PER_FRAME]
+        return write_mp4(workdir / f"{self.name}.mp4", frames, audio, fps=FPS, sample_rate=SAMPLE_RATE,
+                         metadata=synthetic_metadata(self, source_keys, **extra))

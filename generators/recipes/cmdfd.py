@@ -1,0 +1,60 @@
+"""The CMDFD recipe: each selected real clip forged by every lip-sync / talking-head
+generator twice — driven by another identity's speech, and by the identity's own
+speech from another utterance (the ``_Self`` subsets).
+
+Labels follow the released CSVs (``reference/cmdfd_csv``): video fake, audio
+real; ``Identi_Label`` 1 only for ``_Self``; ``Sync_Label`` 1 for the lip-sync
+tools (Wav2Lip, VideoReTalking) and 0 for the one-shot talking heads
+(Audio2Head, MakeItTalk) — the Clip's ``sync`` carries the same value.
+Keys: ``<corpus>/<target clip id>--<audio clip id>/<method>`` (``_S`` needs
+no suffix: its audio clip differs).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from generators.recipes.common import Selection, Step, Task, base_fields, clip_id, lip_sync_of, media_path
+from pipeline.clip import Clip
+
+# method -> (CMDFD subset, ID_Name prefix) for cross-identity audio; "_Self" variants add a suffix.
+SUBSETS: dict[str, tuple[str, str]] = {
+    "wav2lip": ("W2L", "wav2lip"),
+    "videoretalking": ("VideoReTalk", "VideoReTalk"),
+    "audio2head": ("Audio2Head", "Audio2Head"),
+    "makeittalk": ("MakeItTalk", "MakeItTalk"),
+}
+
+DEFAULT_METHODS = {m: m for m in SUBSETS}
+
+
+def subset_of(method: str, self_audio: bool) -> str:
+    base = SUBSETS.get(method, (method, method))[0]
+    return f"{base}_Self" if self_audio else base
+
+
+def plan_cmdfd(selections: Sequence[Selection], media_root: Path, corpus: str,
+               methods: Mapping[str, str] | None = None) -> list[Task]:
+    """Tasks for two fakes per (selected target, method): cross-identity and self audio."""
+    methods = dict(methods or DEFAULT_METHODS)
+    tasks: list[Task] = []
+    for sel in selections:
+        t = sel.target
+        drivers: list[tuple[Clip, bool]] = [(sel.cross, False)]
+        if sel.self_audio is not None:
+            drivers.append((sel.self_audio, True))
+        for method, generator in methods.items():
+            sync = lip_sync_of(generator)
+            for audio_clip, is_self in drivers:
+                pair = f"{clip_id(t)}--{clip_id(audio_clip)}"
+                key = f"{corpus}/{pair}/{method}"
+                clip = base_fields(
+                    t, corpus, key, method=method, video_fake=True, audio_fake=False,
+                    audio_source_identity=audio_clip.identity, self_audio=is_self, sync=sync,
+                    source_keys=[t.key, audio_clip.key],
+                    extra={"recipe": "cmdfd", "subset": subset_of(method, is_self), "audio_key": audio_clip.key,
+                           "target_key": t.key},
+                )
+                step = Step(generator, media_path(t, media_root), media_path(audio_clip, media_root))
+                tasks.append(Task(key, [step], f"media/{pair}/{method}.mp4", clip, t.key))
+    return tasks

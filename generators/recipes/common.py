@@ -1,0 +1,148 @@
+"""What both recipes share: tasks, pair selection from clear-speech identities, keys.
+
+A task is one JSON-able item of the Ray stage: an output key, the generator
+steps that make the file (a chain such as voice -> faceswap -> wav2lip feeds
+each step's output to the next; ``"@prev"`` names it), the output path, and
+the Clip fields the recipe decides (labels, provenance). The worker fills in
+what only the output can tell (frames, samples, sha256, generator versions).
+
+Pair selection is a pure function of (manifest, params, seed): sorted
+inputs and one seeded generator, so the same inputs plan the same corpus.
+"""
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.clip import Clip, safe_id
+
+PREV = "@prev"
+
+
+@dataclass
+class Step:
+    generator: str
+    video: str  # a path or PREV
+    audio: str | None  # a path, PREV, or None (the video's own audio)
+    source_video: str | None = None
+    text: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+@dataclass
+class Task:
+    key: str
+    steps: list[Step]
+    out: str  # output path relative to the recipe's output folder
+    clip: dict[str, Any]  # Clip fields decided by the recipe
+    target_key: str = ""
+
+    def to_item(self) -> dict[str, Any]:
+        return {"key": self.key, "steps": [s.to_dict() for s in self.steps], "out": self.out, "clip": self.clip}
+
+
+@dataclass
+class Selection:
+    """Targets and their driving audio: cross-identity and the identity's own other utterance."""
+
+    target: Clip
+    cross: Clip
+    self_audio: Clip | None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def clip_id(clip: Clip) -> str:
+    """A key component naming a clip: its key without the corpus, slashes as '_'."""
+    return safe_id(clip.key.split("/", 1)[1].replace("/", "_"))
+
+
+def output_corpus(recipe: str, clips: Sequence[Clip]) -> str:
+    """``cmdfd`` / ``fakeavceleb`` for real corpora; ``studio-<recipe>`` for the studio twins,
+    so a combined manifest never mixes proxy and real forgeries under one corpus name."""
+    corpora = {c.corpus for c in clips}
+    return f"studio-{recipe}" if corpora == {"studio"} else recipe
+
+
+def media_path(clip: Clip, media_root: Path) -> str:
+    p = Path(clip.path)
+    return str(p if p.is_absolute() else (media_root / p).resolve())
+
+
+def clear_speech(clips: Sequence[Clip], media_root: Path, min_voiced_fraction: float,
+                 score: Callable[[Path], float] | None = None) -> dict[str, float]:
+    """Median voiced fraction per identity (frames within 30 dB of the loud ones and above
+    -45 dBFS); identities at or above ``min_voiced_fraction`` have clear speech."""
+    from generators.audio_features import voiced_fraction
+    from pipeline.media import decode_audio
+
+    if score is None:
+        def score(path: Path) -> float:
+            try:
+                return voiced_fraction(decode_audio(path))
+            except Exception:  # an unreadable clip counts as no speech; the identity may still pass
+                return 0.0
+    per_id: dict[str, list[float]] = defaultdict(list)
+    for c in clips:
+        per_id[c.identity].append(score(Path(media_path(c, media_root))))
+    return {i: float(np.median(v)) for i, v in per_id.items()}
+
+
+def select_pairs(clips: Sequence[Clip], seed: int, *, targets_per_identity: int = 1, max_targets: int | None = None,
+                 voiced: dict[str, float] | None = None, min_voiced_fraction: float = 0.0) -> list[Selection]:
+    """For each clear-speech identity, ``targets_per_identity`` target clips, each with
+    a cross-identity audio clip (another clear-speech identity) and a self audio clip
+    (the same identity, another utterance: another video when it has one)."""
+    real = sorted((c for c in clips if c.label == 0), key=lambda c: c.key)
+    by_id: dict[str, list[Clip]] = defaultdict(list)
+    for c in real:
+        by_id[c.identity].append(c)
+    ids = sorted(i for i in by_id if voiced is None or voiced.get(i, 0.0) >= min_voiced_fraction)
+    rng = np.random.default_rng(seed)
+    out: list[Selection] = []
+    if len(ids) < 2:
+        return out
+    for identity in ids:
+        own = by_id[identity]
+        order = rng.permutation(len(own))
+        for ti in order[:targets_per_identity]:
+            target = own[ti]
+            others = [i for i in ids if i != identity]
+            cross_id = others[rng.integers(len(others))]
+            cross = by_id[cross_id][rng.integers(len(by_id[cross_id]))]
+            rest = [c for c in own if c.key != target.key]
+            other_video = [c for c in rest if c.video_id != target.video_id]
+            pool = other_video or rest
+            self_audio = pool[rng.integers(len(pool))] if pool else None
+            out.append(Selection(target, cross, self_audio))
+            if max_targets is not None and len(out) >= max_targets:
+                return out
+    return out
+
+
+def base_fields(target: Clip, corpus: str, key: str, *, method: str, video_fake: bool, audio_fake: bool,
+                audio_source_identity: str | None, self_audio: bool | None, sync: bool | None,
+                source_keys: list[str], extra: dict[str, Any]) -> dict[str, Any]:
+    from pipeline.clip import category_of
+
+    return dict(
+        key=key, corpus=corpus, identity=target.identity, video_id=target.video_id,
+        label=int(video_fake or audio_fake), video_fake=video_fake, audio_fake=audio_fake,
+        category=category_of(video_fake, audio_fake), method=method,
+        audio_source_identity=audio_source_identity, self_audio=self_audio, sync=sync,
+        ethnicity=target.ethnicity, gender=target.gender, source_keys=source_keys,
+        extra=json.dumps(extra, sort_keys=True),
+    )
+
+
+def lip_sync_of(generator: str) -> bool:
+    from generators.registry import GENERATORS
+
+    return bool(getattr(GENERATORS.get(generator), "lip_sync", True))

@@ -1,0 +1,121 @@
+"""The evaluation loader: every segment of every selected clip, in one fixed order.
+
+Order = clips sorted by key, then segments by start frame, whatever ``num_workers``
+is. That is why this loader is map-style over clips rather than a shard stream:
+each worker reads one clip's byte span (from the index) out of its shard, parses
+it with WebDataset's tar iterator, and returns all its segments; the DataLoader
+hands clips back in index order and the main process re-batches the segments.
+"""
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from torch.utils.data import Dataset
+
+from pipeline.loading.segments import CorruptSample, SegmentSpec, collate_segments, decode_clip, make_segment
+from pipeline.loading.shardset import LoaderStats, ShardSet
+
+_END_OF_ARCHIVE = b"\0" * 1024
+
+
+def read_sample(shard: Path, offset: int, size: int, key: str) -> dict[str, Any]:
+    """One sample (member suffix → bytes, as WebDataset groups it) from its byte span in a shard."""
+    from webdataset.tariterators import base_plus_ext, tar_file_iterator
+
+    with open(shard, "rb") as f:
+        f.seek(offset)
+        span = f.read(size)
+    if len(span) != size:
+        raise CorruptSample(f"{shard}: ends before the span of {key} ({len(span)} of {size} bytes)")
+    sample: dict[str, Any] = {"__key__": key, "__url__": str(shard)}
+    try:
+        for member in tar_file_iterator(io.BytesIO(span + _END_OF_ARCHIVE)):
+            prefix, suffix = base_plus_ext(member["fname"])
+            if prefix != key:
+                raise CorruptSample(f"{shard}: member {member['fname']} inside the span of {key}")
+            sample[suffix] = member["data"]
+    except CorruptSample:
+        raise
+    except Exception as exc:  # tarfile.ReadError and friends: the span is not valid tar data
+        raise CorruptSample(f"{shard}: span of {key} is not readable tar data ({exc})") from None
+    return sample
+
+
+class EvalClips(Dataset):
+    """Map-style: item ``i`` = the list of evaluation segments of the ``i``-th selected clip."""
+
+    def __init__(self, shardset: ShardSet, spec: SegmentSpec, rank: int = 0, world_size: int = 1,
+                 stats: LoaderStats | None = None) -> None:
+        super().__init__()
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is not in [0, {world_size})")
+        self.shardset = shardset
+        self.spec = spec
+        # DDP: rank r scores clips r, r + world_size, ...; gather and sort by (key, segment) to merge.
+        self.rows = shardset.rows[rank::world_size]
+        self.stats = stats or LoaderStats()
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def num_segments(self) -> int:
+        return sum(len(self.spec.eval_starts(r["num_frames"])) for r in self.rows)
+
+    def __getitem__(self, i: int) -> list[dict[str, Any]]:
+        row = self.rows[i]
+        shard = self.shardset.shard_dir / row["shard"]
+        try:
+            clip = decode_clip(read_sample(shard, row["offset"], row["size"], row["key"]), self.spec)
+        except CorruptSample as exc:
+            self.stats.skip_corrupt(f"{row['key']} in {shard}", exc)
+            return []
+        segments = [make_segment(clip, s, self.spec, n) for n, s in enumerate(self.spec.eval_starts(clip.num_frames))]
+        self.stats.add_segments(len(segments))
+        return segments
+
+
+def _as_is(item: Any) -> Any:
+    return item
+
+
+class EvalLoader:
+    """Batches of evaluation segments in the fixed order; ``meta`` groups them back to clips and videos."""
+
+    def __init__(
+        self,
+        shard_dir: str | Path | ShardSet,
+        spec: SegmentSpec | None = None,
+        *,
+        keys: Any = None,
+        batch_size: int = 8,
+        num_workers: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        allow_missing: bool = False,
+    ) -> None:
+        self.shardset = shard_dir if isinstance(shard_dir, ShardSet) else ShardSet(shard_dir, keys, allow_missing)
+        self.spec = spec or SegmentSpec()
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.stats = LoaderStats()
+        self.dataset = EvalClips(self.shardset, self.spec, rank, world_size, self.stats)
+
+    def __len__(self) -> int:
+        """Batches, assuming no corrupt sample."""
+        return -(-self.dataset.num_segments() // self.batch_size)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        from torch.utils.data import DataLoader
+
+        clips = DataLoader(self.dataset, batch_size=None, shuffle=False, num_workers=self.num_workers, collate_fn=_as_is)
+        pending: list[dict[str, Any]] = []
+        for segments in clips:
+            pending.extend(segments)
+            while len(pending) >= self.batch_size:
+                yield collate_segments(pending[: self.batch_size])
+                del pending[: self.batch_size]
+        if pending:
+            yield collate_segments(pending)

@@ -1,0 +1,190 @@
+"""Segments: T frames of a clip with the aligned audio window, as model inputs.
+
+Frame ``t`` (25 fps) is aligned with audio samples ``[640 t, 640 (t + 1))`` (16 kHz),
+so a 16-frame segment starting at frame ``s`` carries samples ``[640 s, 640 (s + 16))``
+(10,240 samples). A segment is a dict of three parts kept apart on purpose:
+``inputs`` (what a detector sees), ``targets`` (labels; never passed to predict)
+and ``meta`` (key, video id, segment index to group scores back to videos).
+"""
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from pipeline.loading.format import JSON_MEMBER
+
+if TYPE_CHECKING:
+    import torch
+
+SAMPLES_PER_FRAME = 640
+FRAME_MODALITIES = ("face", "face_gray", "mouth", "landmarks", "face_found")
+MODALITIES = FRAME_MODALITIES + ("audio",)
+MEL_MODES = ("whisper30", "truncated")
+TARGETS = ("label", "video_fake", "audio_fake")
+
+
+class CorruptSample(Exception):
+    """A shard sample whose members cannot be decoded (skipped and counted by the loaders)."""
+
+
+@dataclass(frozen=True)
+class SegmentSpec:
+    """What a detector wants from each segment.
+
+    ``hop`` is the evaluation stride in frames (``None``: ``num_frames``, i.e.
+    non-overlapping segments; frames after the last full segment are not scored).
+    ``mel``: ``None``; ``"whisper30"`` (the segment's audio padded to Whisper's 30 s
+    window, 3,000 frames); ``"truncated"`` (only the segment's own frames, 10,240
+    samples → 64 frames, for encoders that slice their positional embeddings).
+    ``face_float``: faces as float32 in [0, 1] instead of uint8 (uint8 moves 4× less
+    data between loader workers; detectors can normalise on their device).
+    """
+
+    num_frames: int = 16
+    hop: int | None = None
+    modalities: tuple[str, ...] = ("face", "audio")
+    mel: str | None = None
+    n_mels: int = 80
+    face_float: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "modalities", tuple(self.modalities))
+        unknown = [m for m in self.modalities if m not in MODALITIES]
+        if unknown:
+            raise ValueError(f"SegmentSpec: unknown modality {unknown}; known: {list(MODALITIES)}")
+        if not self.modalities and self.mel is None:
+            raise ValueError("SegmentSpec: asks for no modality and no mel features")
+        if self.mel not in (None, *MEL_MODES):
+            raise ValueError(f"SegmentSpec: mel must be None or one of {MEL_MODES}, got {self.mel!r}")
+        if self.num_frames < 1 or (self.hop is not None and self.hop < 1):
+            raise ValueError(f"SegmentSpec: num_frames and hop must be >= 1, got {self.num_frames}, {self.hop}")
+
+    @property
+    def num_samples(self) -> int:
+        return self.num_frames * SAMPLES_PER_FRAME
+
+    @property
+    def stride(self) -> int:
+        return self.hop or self.num_frames
+
+    def arrays(self) -> tuple[str, ...]:
+        """Shard members to read: the modalities, plus audio for mel features."""
+        names = list(self.modalities)
+        if self.mel and "audio" not in names:
+            names.append("audio")
+        return tuple(names)
+
+    def eval_starts(self, num_frames: int) -> list[int]:
+        """Start frames of the evaluation segments: every full segment at ``stride``; one for a short clip."""
+        if num_frames <= self.num_frames:
+            return [0]
+        return list(range(0, num_frames - self.num_frames + 1, self.stride))
+
+    def max_start(self, num_frames: int) -> int:
+        return max(0, num_frames - self.num_frames)
+
+
+@dataclass
+class DecodedClip:
+    key: str
+    row: dict[str, Any]
+    arrays: dict[str, np.ndarray]
+    num_frames: int
+
+
+def decode_clip(sample: dict[str, Any], spec: SegmentSpec) -> DecodedClip:
+    """A WebDataset sample (member suffix → bytes) as arrays; CorruptSample when any needed member is bad."""
+    key = sample.get("__key__", "?")
+    try:
+        row = json.loads(sample[JSON_MEMBER])
+    except KeyError:
+        raise CorruptSample(f"{key}: sample has no .json member") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CorruptSample(f"{key}.json: not valid JSON ({exc})") from None
+    if not isinstance(row, dict) or row.get("key") != key:
+        raise CorruptSample(f"{key}.json: is not this sample's Clip row")
+    arrays = {}
+    for name in spec.arrays():
+        member = f"{name}.npy"
+        if member not in sample:
+            raise CorruptSample(f"{key}: sample has no {member} member")
+        try:
+            arrays[name] = np.load(io.BytesIO(sample[member]), allow_pickle=False)
+        except Exception as exc:  # truncated or garbled .npy: numpy raises ValueError/EOFError/OSError
+            raise CorruptSample(f"{key}.{member}: not a readable .npy ({type(exc).__name__}: {exc})") from None
+    lengths = {n: (a.shape[0] // SAMPLES_PER_FRAME if n == "audio" else a.shape[0]) for n, a in arrays.items()}
+    if len(set(lengths.values())) > 1 or ("audio" in arrays and arrays["audio"].shape[0] % SAMPLES_PER_FRAME):
+        raise CorruptSample(f"{key}: arrays disagree on the number of frames {lengths}")
+    num_frames = next(iter(lengths.values()))
+    if num_frames < 1:
+        raise CorruptSample(f"{key}: clip has no frames")
+    return DecodedClip(key=key, row=row, arrays=arrays, num_frames=num_frames)
+
+
+def _window(array: np.ndarray, start: int, length: int) -> np.ndarray:
+    """``array[start:start+length]`` as a copy (never a view that keeps the clip alive), edge-padded when short."""
+    part = array[start : start + length]
+    if part.shape[0] < length:
+        pad = [(0, length - part.shape[0])] + [(0, 0)] * (array.ndim - 1)
+        # Short clips repeat their last frame; audio is padded with silence.
+        return np.pad(part, pad, mode="constant" if array.dtype == np.float32 and array.ndim == 1 else "edge")
+    return part.copy()
+
+
+def make_segment(clip: DecodedClip, start: int, spec: SegmentSpec, segment: int) -> dict[str, Any]:
+    """One segment as ``{"inputs", "targets", "meta"}`` of tensors (no batch axis)."""
+    import torch
+
+    length = spec.num_frames
+    inputs: dict[str, torch.Tensor] = {}
+    audio = None
+    if "audio" in clip.arrays:
+        audio = _window(clip.arrays["audio"], start * SAMPLES_PER_FRAME, spec.num_samples)
+    for name in spec.modalities:
+        if name == "audio":
+            inputs["audio"] = torch.from_numpy(audio)
+            continue
+        frames = torch.from_numpy(_window(clip.arrays[name], start, length))
+        if name == "face":
+            frames = frames.permute(0, 3, 1, 2)  # (T, H, W, 3) → (T, 3, H, W)
+            if spec.face_float:
+                frames = frames.float().div_(255.0)
+        elif name in ("face_gray", "mouth"):
+            frames = frames.unsqueeze(1)  # (T, 1, H, W)
+        inputs[name] = frames
+    if spec.mel:
+        inputs["mel"] = log_mel(audio, n_mels=spec.n_mels, pad_to_30s=spec.mel == "whisper30")
+    row = clip.row
+    return {
+        "inputs": inputs,
+        "targets": {name: int(bool(row[name])) for name in TARGETS},
+        "meta": {"key": clip.key, "video_id": row["video_id"], "segment": segment, "start": start},
+    }
+
+
+def log_mel(audio: np.ndarray, n_mels: int = 80, pad_to_30s: bool = True) -> "torch.Tensor":
+    """Whisper log-mel features, ``(n_mels, frames)``: the Whisper backbone's own function."""
+    from detectors.backbones.whisper import log_mel as whisper_log_mel
+
+    return whisper_log_mel(audio, n_mels=n_mels, pad_to_30s=pad_to_30s)
+
+
+def collate_segments(segments: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack segments into a batch: inputs (B, ...) tensors, targets (B,) long, meta lists + (B,) long."""
+    import torch
+
+    first = segments[0]
+    return {
+        "inputs": {name: torch.stack([s["inputs"][name] for s in segments]) for name in first["inputs"]},
+        "targets": {name: torch.tensor([s["targets"][name] for s in segments], dtype=torch.long) for name in TARGETS},
+        "meta": {
+            "key": [s["meta"]["key"] for s in segments],
+            "video_id": [s["meta"]["video_id"] for s in segments],
+            "segment": torch.tensor([s["meta"]["segment"] for s in segments], dtype=torch.long),
+            "start": torch.tensor([s["meta"]["start"] for s in segments], dtype=torch.long),
+        },
+    }
