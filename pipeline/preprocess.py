@@ -1,6 +1,7 @@
 """``avdf preprocess``: decode, track the face, crop and resample audio for every clip, on Ray.
 
-Input: a Clip manifest (paths relative to the manifest's folder). Output, in
+Input: one or more Clip manifests (paths relative to each manifest's folder),
+e.g. the real corpus and the generated fakes. Output, in
 ``--out``: one ``.npz`` of model-ready arrays per clip under ``clips/``, a
 manifest whose rows point at them (same keys and labels), and
 ``failures.parquet`` for the clips that could not be used, with
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import dataclass, fields
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,7 @@ class PreprocessParams(PreprocessOptions):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--manifest", required=True, type=Path, help="input Clip manifest")
+    parser.add_argument("--manifest", required=True, type=Path, nargs="+", help="input Clip manifest(s)")
     parser.add_argument("--out", required=True, type=Path, help="output folder")
     parser.add_argument("--address", help="Ray cluster address (default: params.yaml ray.address, else local)")
 
@@ -38,10 +40,9 @@ SUMMARY_FIELDS = ("face_fraction", "frames_without_face", "interpolated_frames",
 class PreprocessWorker:
     """One per Ray worker process: the face backend's models load once."""
 
-    def __init__(self, media_root: str, **options: Any) -> None:
+    def __init__(self, **options: Any) -> None:
         from pipeline.faces import make_face_backend
 
-        self.media_root = Path(media_root)
         self.options = PreprocessOptions(**options)
         self.backend = make_face_backend(self.options.face_backend, **self.options.face_backend_options)
 
@@ -50,8 +51,10 @@ class PreprocessWorker:
         from pipeline.preprocess_clip import preprocess_clip
         from pipeline.runner import item_dir_name
 
+        item = dict(item)
+        media = Path(item.pop("media_path"))
         rel = Path("clips") / f"{item_dir_name(item['key'])}.npz"
-        summary = preprocess_clip(self.media_root / item["path"], out_dir / rel, self.options, self.backend)
+        summary = preprocess_clip(media, out_dir / rel, self.options, self.backend)
         extra = json.loads(item["extra"]) if item.get("extra") else {}
         # Only what describes the result: paths and timings would make rows machine-dependent.
         extra["preprocess"] = {k: summary[k] for k in SUMMARY_FIELDS if k in summary}
@@ -68,22 +71,42 @@ class PreprocessWorker:
         }
 
 
+def collect_items(manifests: Sequence[Path]) -> list[dict[str, Any]]:
+    """Rows of every manifest, each with the absolute ``media_path`` its ``path`` points at.
+
+    A key listed by two manifests must describe the same clip; it is kept once.
+    """
+    from pipeline.errors import ManifestError
+    from pipeline.manifest import read_manifest
+
+    items: dict[str, dict[str, Any]] = {}
+    for manifest in manifests:
+        root = Path(manifest).resolve().parent
+        for row in read_manifest(manifest).to_pylist():
+            row["media_path"] = str(root / row["path"])
+            seen = items.setdefault(row["key"], row)
+            if seen["media_path"] != row["media_path"]:
+                raise ManifestError(f"{manifest}: clip {row['key']!r} is also listed, with other media, by another manifest")
+    return list(items.values())
+
+
 def preprocess_manifest(
-    manifest: Path, out: Path, params: PreprocessParams, ray_params: Any = None, address: str | None = None
+    manifests: Path | Sequence[Path], out: Path, params: PreprocessParams, ray_params: Any = None,
+    address: str | None = None,
 ) -> Any:
     """Run the stage; write ``out/manifest.parquet`` and ``out/failures.parquet``; return the StageResult."""
-    from pipeline.manifest import read_manifest, rows_to_table, write_failures, write_manifest
+    from pipeline.manifest import rows_to_table, write_failures, write_manifest
     from pipeline.raycluster import RayParams
     from pipeline.runner import run_stage
 
     ray_params = ray_params or RayParams()
-    items = read_manifest(manifest).to_pylist()
+    items = collect_items([manifests] if isinstance(manifests, (str, Path)) else manifests)
     options = {f.name: getattr(params, f.name) for f in fields(PreprocessOptions)}
     result = run_stage(
         "preprocess",
         items,
         "pipeline.preprocess:PreprocessWorker",
-        {"media_root": str(Path(manifest).resolve().parent), **options},
+        options,
         out,
         num_cpus=params.num_cpus_per_task,
         max_retries=ray_params.max_retries,

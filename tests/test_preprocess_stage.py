@@ -22,7 +22,8 @@ def _clip(key, path, **kw):
 
 @pytest.fixture
 def corpus(tmp_path, shared_media, make_clip):
-    """Two real talking clips (first 2 s), a clip with no face, one with no audio, one corrupt."""
+    """Two manifests in different folders: two real talking clips (first 2 s); a clip with no
+    face, one with no audio and one corrupt."""
     root = tmp_path / "corpus"
     root.mkdir()
     clips = []
@@ -34,14 +35,15 @@ def corpus(tmp_path, shared_media, make_clip):
         audio = decode_audio(src, num_samples=50 * SAMPLES_PER_FRAME)
         write_mp4(root / f"real{i}.mp4", frames, audio)
         clips.append(_clip(f"t/real{i}", f"real{i}.mp4"))
-    shutil.copy(make_clip("pattern.mp4", duration=1), root / "pattern.mp4")
-    clips.append(_clip("t/pattern", "pattern.mp4"))
-    shutil.copy(make_clip("silent.mp4", duration=1, audio=False), root / "silent.mp4")
-    clips.append(_clip("t/silent", "silent.mp4"))
-    (root / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 100)
-    clips.append(_clip("t/broken", "broken.mp4"))
     write_manifest(clips, root / "manifest.parquet")
-    return root / "manifest.parquet"
+    bad = tmp_path / "bad" / "media"
+    bad.mkdir(parents=True)
+    shutil.copy(make_clip("pattern.mp4", duration=1), bad / "pattern.mp4")
+    shutil.copy(make_clip("silent.mp4", duration=1, audio=False), bad / "silent.mp4")
+    (bad / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 100)
+    bad_clips = [_clip(f"t/{n}", f"media/{n}.mp4") for n in ("pattern", "silent", "broken")]
+    write_manifest(bad_clips, tmp_path / "bad" / "manifest.parquet")
+    return [root / "manifest.parquet", tmp_path / "bad" / "manifest.parquet"]
 
 
 @pytest.mark.realmedia
