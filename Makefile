@@ -4,7 +4,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-SYSTEM_PACKAGES := ffmpeg espeak-ng pocketsphinx-testdata
+SYSTEM_PACKAGES := ffmpeg espeak-ng pocketsphinx-testdata chromium
 
 .PHONY: install system-deps test acceptance repro bench
 

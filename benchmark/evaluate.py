@@ -1,10 +1,22 @@
-"""``avdf evaluate``: scores and metrics of a detector on a protocol's test split (issue #8)."""
+"""``avdf evaluate``: a trained detector's scores and metrics on a protocol's test split.
+
+    avdf evaluate --checkpoint RUN/best.pt --data SHARDS --out RESULTS [--detector D] [--protocol P] [--fold F]
+
+The checkpoint names its detector, config, protocol and fold (``avdf train``
+wrote them); ``--detector``/``--protocol`` must agree when given. Every fold
+that trains on the same data as the checkpoint's fold is scored (all
+cross-dataset test sets share one training set). Detectors see the inputs of
+each segment only: targets and metadata are kept out of ``predict``.
+"""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-from pipeline.errors import NotImplementedYet
+from pipeline.config import load_section
 
 
 @dataclass
@@ -14,15 +26,133 @@ class EvaluateParams:
     threshold: float = 0.5
     bootstrap: int = 1000
     seed: int = 0
+    batch_size: int = 16
+    num_workers: int = 0
+    device: str = "auto"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--detector", required=True, help="registered detector name or module:Class")
-    parser.add_argument("--protocol", required=True, help="protocol name")
-    parser.add_argument("--checkpoint", help="trained checkpoint")
-    parser.add_argument("--data", required=True, help="shard folder")
-    parser.add_argument("--out", required=True, help="output folder (scores.parquet, metrics.json)")
+    parser.add_argument("--checkpoint", required=True, type=Path, help="checkpoint from avdf train (best.pt)")
+    parser.add_argument("--data", required=True, type=Path, help="shard folder (avdf shard)")
+    parser.add_argument("--out", required=True, type=Path, help="results folder: one sub-folder per fold")
+    parser.add_argument("--detector", help="must match the checkpoint's detector (a check, not a choice)")
+    parser.add_argument("--protocol", help="protocol[@version]; default: the checkpoint's")
+    parser.add_argument("--fold", help="only this fold (default: every fold sharing the checkpoint's training data)")
+
+
+def load_trained(checkpoint: Path, detector: str | None = None) -> tuple[Any, dict[str, Any]]:
+    """Rebuild the detector a checkpoint was trained as and load its weights."""
+    from detectors.loop import CheckpointMismatch, load_checkpoint
+    from detectors.registry import DETECTORS
+
+    ckpt = load_checkpoint(checkpoint)
+    spec = ckpt.get("detector_spec") or ckpt.get("detector")
+    if spec is None or "detector_config" not in ckpt:
+        raise CheckpointMismatch(f"{checkpoint}: not an avdf detector checkpoint (no detector/config recorded)")
+    cls = DETECTORS.get(spec)
+    if detector is not None and DETECTORS.get(detector) is not cls:
+        raise CheckpointMismatch(f"{checkpoint}: checkpoint is for detector {ckpt['detector']!r}, not {detector!r}")
+    model = cls.from_config_dict(ckpt["detector_config"])
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as exc:
+        raise CheckpointMismatch(f"{checkpoint}: weights do not fit {cls.name}: {str(exc).splitlines()[0]}") from None
+    return model, ckpt
+
+
+def segment_scores(model: Any, batches: Iterable[dict[str, Any]], device: Any) -> list[dict[str, Any]]:
+    """Score every segment. Only ``batch["inputs"]`` reaches the detector."""
+    import torch
+
+    model.eval()
+    rows: list[dict[str, Any]] = []
+    with torch.no_grad():
+        for batch in batches:
+            keys = list(batch["meta"]["key"])
+            inputs = {k: v.to(device) for k, v in batch["inputs"].items()}
+            scores = model.predict(inputs)
+            columns = {name: scores[name].float().cpu().tolist() for name in scores}
+            for i, key in enumerate(keys):
+                rows.append({"key": key, **{name: values[i] for name, values in columns.items()}})
+    return rows
+
+
+def weights_sha256(checkpoint: Path) -> str:
+    from pipeline.atomic import sha256_file
+
+    return sha256_file(checkpoint)
+
+
+def evaluate_checkpoint(checkpoint: Path, shard_dir: Path, out: Path, params: EvaluateParams,
+                        detector: str | None = None, protocol_name: str | None = None,
+                        fold_name: str | None = None) -> list[Path]:
+    """Write ``out/<fold>/{scores.parquet,metrics.json}`` for each fold scored; return the metrics paths."""
+    from benchmark.protocols import load_protocol
+    from benchmark.results import DetectorInfo, score_predictions, video_level, write_scored
+    from detectors.loop import CheckpointMismatch, resolve_device
+    from detectors.training import input_spec_to_segments
+    from pipeline.loaders import EvalLoader
+    from pipeline.loading.format import CLIPS_NAME
+    from pipeline.manifest import read_manifest
+
+    model, ckpt = load_trained(checkpoint, detector)
+    trained = ckpt.get("protocol") or {}
+    name, _, version = (protocol_name or f"{trained.get('name')}@{trained.get('version', '')}").partition("@")
+    if trained and name != trained.get("name"):
+        raise CheckpointMismatch(
+            f"{checkpoint}: trained under protocol {trained.get('name')!r}, not {name!r}: evaluate it on its own protocol"
+        )
+    protocol = load_protocol(name, version or None)
+    if trained.get("hash") and trained["hash"] != protocol.hash:
+        raise CheckpointMismatch(
+            f"{checkpoint}: trained under {name} v{trained.get('version')} (hash {trained['hash'][:12]}), "
+            f"which differs from {name} v{protocol.version} ({protocol.hash[:12]})"
+        )
+    clips = read_manifest(shard_dir / CLIPS_NAME)
+    splits = protocol.split(clips)
+    trained_fold = splits.fold(ckpt["fold"]) if ckpt.get("fold") else None
+    if fold_name is not None:
+        folds = [splits.fold(fold_name)]
+    elif trained_fold is not None:
+        folds = [f for f in splits.folds.values() if f.training_id == trained_fold.training_id]
+    else:
+        folds = list(splits.folds.values())
+    for fold in folds:
+        if trained_fold is not None and fold.training_id != trained_fold.training_id:
+            raise CheckpointMismatch(
+                f"{checkpoint}: trained on fold {trained_fold.name}, whose training data differs from fold {fold.name}'s"
+            )
+
+    device = resolve_device(params.device)
+    model.to(device)
+    label = ckpt.get("ablation") or ckpt.get("preset")
+    info = DetectorInfo(name=model.name, label=label, weights_sha256=weights_sha256(checkpoint))
+    spec = input_spec_to_segments(model.inputs)
+    written = []
+    for fold in folds:
+        loader = EvalLoader(shard_dir, spec, keys=list(fold.test), batch_size=params.batch_size,
+                            num_workers=params.num_workers)
+        per_video = video_level(segment_scores(model, loader, device))
+        scored = score_predictions(
+            protocol, fold, clips, per_video, detector=info, threshold=params.threshold,
+            n_bootstrap=params.bootstrap, seed=params.seed,
+            extra={"checkpoint": str(checkpoint), "train_data_hash": ckpt.get("data_hash"),
+                   "best_epoch": ckpt.get("best_epoch"), "corrupt_segments_skipped": loader.stats.corrupt},
+        )
+        written.append(write_scored(out / fold.name, scored))
+    return written
 
 
 def run(args: argparse.Namespace) -> int:
-    raise NotImplementedYet("avdf evaluate is not implemented yet (issue #8)")
+    import json
+
+    params_path = args.params if Path(args.params).exists() else None
+    params: EvaluateParams = load_section("evaluate", params_path)
+    for path in evaluate_checkpoint(args.checkpoint, args.data, args.out, params, args.detector, args.protocol,
+                                    args.fold):
+        result = json.loads(path.read_text())
+        overall = result["metrics"].get("overall", {})
+        shown = ", ".join(f"{k.upper()} {overall[k]:.3f}" if overall.get(k) is not None else f"{k.upper()} n/a"
+                          for k in ("acc", "auc", "ap", "eer"))
+        print(f"evaluate {result['protocol']['name']} fold {result['fold']}: {shown} -> {path}")
+    return 0

@@ -1,10 +1,51 @@
-"""``avdf leaderboard``: merge metrics into leaderboard.md / .csv / .html (issue #8)."""
+"""``avdf leaderboard``: merge result files into leaderboard.md / .csv / .html.
+
+Rows are detectors and their ablations (result ``detector.name`` +
+``detector.label``); column groups follow the papers' tables:
+
+- intra (``intra`` family): ACC and AUC of each protocol;
+- cross-manipulation: AP and AUC of each held-out category, then AVG-FV;
+- cross-dataset: AUC of each CMDFD subset, AVG, then KoDF.
+
+Other families get AUC and AP per fold. Results on studio-twin protocols go
+to their own tables, labelled as a proxy that is not comparable to
+real-corpus numbers. Averages over folds (AVG-FV, AVG) are computed here
+from the fold results (mean of the fold metrics, bootstrap CI from the fold
+scores); averages inside one fold come from the result itself.
+``leaderboard.html`` is one self-contained page (see
+``benchmark.leaderboard_page``).
+"""
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+import csv
+import io
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
-from pipeline.errors import NotImplementedYet
+from benchmark.results import METRICS_NAME, ResultsError, average_with_ci, read_result, read_scores
+from pipeline.atomic import write_bytes_atomic
+from pipeline.config import load_section
+
+REAL_SECTION = "Real corpora"
+STUDIO_SECTION = "Studio corpus (proxy; not comparable to real-corpus numbers)"
+STUDIO_NOTE = (
+    "Studio-twin protocols run on the built-in synthetic studio corpus: they check that the pipeline "
+    "works end to end and rank detectors on a proxy task. Do not compare these numbers with the "
+    "real-corpus tables or with the papers."
+)
+# family -> (title, metrics per column item)
+FAMILY_LAYOUT: dict[str, tuple[str, tuple[str, ...]]] = {
+    "intra": ("Intra-dataset (ACC / AUC)", ("acc", "auc")),
+    "cross-manipulation": ("Cross-manipulation (AP / AUC per held-out category)", ("ap", "auc")),
+    "cross-dataset": ("Cross-dataset (AUC per test set)", ("auc",)),
+}
+OTHER_METRICS = ("auc", "ap")
+FAMILY_ORDER = ["intra", "cross-manipulation", "cross-dataset"]
+# Column order inside a family follows the papers; studio twins sort with what they mirror.
+PROTOCOL_ORDER = ["intra-random", "intra-group", "cross-manipulation", "cross-dataset"]
 
 
 @dataclass
@@ -12,12 +53,369 @@ class LeaderboardParams:
     """``leaderboard`` section."""
 
     title: str = "avdf leaderboard"
+    # ROC / PR curves and score histograms in leaderboard.html (needs each result's scores.parquet).
+    plots: bool = True
+
+
+# --------------------------------------------------------------------------- collecting
+
+@dataclass(frozen=True)
+class Entry:
+    path: Path
+    result: dict[str, Any]
+
+    @property
+    def row(self) -> tuple[str, str, str]:
+        """(name, label, kind): a submission named like a detector is still its own row."""
+        d = self.result["detector"]
+        return d["name"], d["label"] or "", d["kind"]
+
+    @property
+    def protocol(self) -> tuple[str, str]:
+        p = self.result["protocol"]
+        return p["name"], p["version"]
+
+
+def find_results(inputs: Iterable[str | Path]) -> list[Path]:
+    """Result files: each input is a file, or a folder searched for metrics.json."""
+    found: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found += sorted(path.rglob(METRICS_NAME))
+        elif path.exists():
+            found.append(path)
+        else:
+            raise ResultsError(f"{path}: no such results file or folder")
+    unique = list(dict.fromkeys(p.resolve() for p in found))
+    if not unique:
+        raise ResultsError(f"no {METRICS_NAME} files under {[str(i) for i in inputs]}")
+    return unique
+
+
+def load_entries(paths: Sequence[Path]) -> list[Entry]:
+    """Read every result; refuse two results for the same cell or two definitions of one protocol version."""
+    entries = [Entry(p, read_result(p)) for p in paths]
+    seen: dict[tuple, Path] = {}
+    hashes: dict[tuple[str, str], tuple[str, Path]] = {}
+    for e in entries:
+        cell = (e.row, e.protocol, e.result["fold"])
+        if cell in seen:
+            raise ResultsError(
+                f"two results for {e.row[0]} {e.row[1] or ''} on {e.protocol[0]} v{e.protocol[1]} fold "
+                f"{e.result['fold']}: {seen[cell]} and {e.path}"
+            )
+        seen[cell] = e.path
+        h = e.result["protocol"]["hash"]
+        if e.protocol in hashes and hashes[e.protocol][0] != h:
+            raise ResultsError(
+                f"{e.path} and {hashes[e.protocol][1]} disagree on the definition of {e.protocol[0]} "
+                f"v{e.protocol[1]} (protocol hash {h[:12]}... vs {hashes[e.protocol][0][:12]}...)"
+            )
+        hashes[e.protocol] = (h, e.path)
+    return entries
+
+
+# --------------------------------------------------------------------------- the tables
+
+@dataclass(frozen=True)
+class Column:
+    protocol: str
+    version: str
+    item: str  # a fold or an average
+    metric: str
+    header: str
+
+    @property
+    def key(self) -> str:
+        """Machine-readable name (CSV header)."""
+        return f"{self.protocol}@{self.version}/{self.item}/{self.metric.upper()}"
+
+
+@dataclass(frozen=True)
+class Cell:
+    value: float | None = None
+    low: float | None = None
+    high: float | None = None
+    note: str = ""
+
+
+@dataclass
+class Row:
+    name: str
+    label: str
+    kind: str
+    cells: list[Cell]
+
+
+@dataclass
+class Table:
+    section: str
+    family: str
+    title: str
+    columns: list[Column]
+    rows: list[Row] = field(default_factory=list)
+
+
+def is_studio(snapshot: dict[str, Any]) -> bool:
+    return snapshot.get("twin_of") is not None or "studio" in snapshot.get("corpora", [])
+
+
+def column_items(snapshot: dict[str, Any]) -> list[str]:
+    """Folds up to the last one that an average uses, the averages, then the other folds
+    (cross-dataset: W2L ... MIT_S, AVG, KoDF)."""
+    folds = list(snapshot["folds"])
+    if len(folds) == 1:
+        return folds
+    fold_averages = {n: m for n, m in snapshot["averages"].items() if set(m) <= set(folds)}
+    if not fold_averages:
+        return folds
+    last = max(folds.index(m) for members in fold_averages.values() for m in members)
+    return folds[: last + 1] + list(fold_averages) + folds[last + 1 :]
+
+
+def _columns(snapshot: dict[str, Any], shared_table: bool) -> list[Column]:
+    family = snapshot["family"]
+    metrics = FAMILY_LAYOUT.get(family, ("", OTHER_METRICS))[1]
+    name, version = snapshot["name"], snapshot["version"]
+    cols = []
+    for item in column_items(snapshot):
+        for metric in metrics:
+            parts = []
+            if shared_table or item == "main":
+                parts.append(name if version == "1.0.0" or not shared_table else f"{name} v{version}")
+            if item != "main":
+                parts.append(item)
+            parts.append(metric.upper())
+            cols.append(Column(name, version, item, metric, " ".join(parts)))
+    return cols
+
+
+class Board:
+    """Every result, grouped by row and protocol, with fold averages computed on demand."""
+
+    def __init__(self, entries: Sequence[Entry], n_bootstrap: int = 1000, seed: int = 0) -> None:
+        self.entries = list(entries)
+        self.n_bootstrap = n_bootstrap
+        self.seed = seed
+        self.snapshots = {e.protocol: e.result["protocol"] for e in entries}
+        self.cells: dict[tuple, dict[str, Entry]] = {}
+        self.row_keys: set[tuple[str, str, str]] = set()
+        for e in entries:
+            self.cells.setdefault((e.row, e.protocol), {})[e.result["fold"]] = e
+            self.row_keys.add(e.row)
+        self._averages: dict[tuple, dict[str, Any]] = {}
+        self._scores: dict[Path, Any] = {}
+
+    def rows(self) -> list[tuple[str, str, str]]:
+        return sorted(self.row_keys)
+
+    def scores(self, entry: Entry):
+        if entry.path not in self._scores:
+            self._scores[entry.path] = read_scores(entry.path, entry.result)
+        return self._scores[entry.path]
+
+    def fold_average(self, row, protocol, name: str) -> dict[str, Any] | None:
+        """An average over folds (AVG-FV of cross-manipulation, AVG of cross-dataset)."""
+        key = (row, protocol, name)
+        if key not in self._averages:
+            members = self.snapshots[protocol]["averages"][name]
+            folds = self.cells.get((row, protocol), {})
+            missing = [m for m in members if m not in folds]
+            if missing:
+                self._averages[key] = {"missing": missing}
+            else:
+                summaries = {m: folds[m].result["metrics"]["overall"] for m in members}
+                data = {}
+                for m in members:
+                    table = self.scores(folds[m])
+                    if table is not None:
+                        data[m] = (table.column("label").to_numpy(), table.column("score").to_numpy())
+                threshold = folds[members[0]].result["metrics"]["threshold"]
+                self._averages[key] = average_with_ci(
+                    summaries, members, data, threshold=threshold, n_bootstrap=self.n_bootstrap, seed=self.seed
+                )
+        return self._averages[key]
+
+    def cell(self, row, column: Column) -> Cell:
+        protocol = (column.protocol, column.version)
+        folds = self.cells.get((row, protocol), {})
+        snapshot = self.snapshots[protocol]
+        if column.item in snapshot["folds"]:
+            entry = folds.get(column.item)
+            if entry is None:
+                return Cell(note="no result")
+            block = entry.result["metrics"]["overall"]
+        elif len(snapshot["folds"]) == 1:
+            entry = folds.get(snapshot["folds"][0])
+            block = entry.result["metrics"].get("averages", {}).get(column.item) if entry else None
+            if block is None:
+                return Cell(note="no result")
+        else:
+            block = self.fold_average(row, protocol, column.item)
+            if "missing" in block:
+                return Cell(note=f"missing folds {block['missing']}")
+        value = block.get(column.metric)
+        ci = (block.get("ci") or {}).get(column.metric) or {}
+        note = (block.get("undefined") or {}).get(column.metric, "")
+        return Cell(value=value, low=ci.get("low"), high=ci.get("high"), note=note)
+
+
+def _protocol_rank(snapshot: dict[str, Any]) -> tuple:
+    mirrored = snapshot.get("twin_of") or snapshot["name"]
+    known = PROTOCOL_ORDER.index(mirrored) if mirrored in PROTOCOL_ORDER else len(PROTOCOL_ORDER)
+    return known, snapshot["name"], [int(p) if p.isdigit() else p for p in snapshot["version"].split(".")]
+
+
+def build_tables(board: Board) -> list[Table]:
+    groups: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for protocol, snap in sorted(board.snapshots.items()):
+        section = STUDIO_SECTION if is_studio(snap) else REAL_SECTION
+        groups.setdefault((section, snap["family"]), []).append(protocol)
+    ordered = sorted(
+        groups,
+        key=lambda g: (g[0] != REAL_SECTION, FAMILY_ORDER.index(g[1]) if g[1] in FAMILY_ORDER else 99, g[1]),
+    )
+    tables = []
+    for section, family in ordered:
+        protocols = sorted(groups[(section, family)], key=lambda p: _protocol_rank(board.snapshots[p]))
+        shared = len(protocols) > 1
+        columns = [c for p in protocols for c in _columns(board.snapshots[p], shared)]
+        title = FAMILY_LAYOUT.get(family, (f"{family} (AUC / AP per fold)",))[0]
+        table = Table(section, family, title, columns)
+        for row in board.rows():
+            if not any((row, p) in board.cells for p in protocols):
+                continue
+            table.rows.append(Row(row[0], row[1], row[2], [board.cell(row, c) for c in columns]))
+        tables.append(table)
+    return tables
+
+
+# --------------------------------------------------------------------------- writing
+
+def pct(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.1f}"
+
+
+def cell_text(cell: Cell) -> str:
+    if cell.value is None:
+        return "—"
+    if cell.low is None or cell.high is None:
+        return pct(cell.value)
+    return f"{pct(cell.value)} [{pct(cell.low)}, {pct(cell.high)}]"
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def render_markdown(tables: Sequence[Table], title: str, n_results: int, created: str) -> str:
+    lines = [
+        f"# {title}",
+        "",
+        f"{n_results} result(s), generated {created}. Values are percentages; brackets hold the 95 % "
+        "bootstrap confidence interval (videos resampled). ACC uses threshold 0.5; — means no result "
+        "or undefined.",
+    ]
+    section = None
+    for t in tables:
+        if t.section != section:
+            section = t.section
+            lines += ["", f"## {section}"]
+            if section == STUDIO_SECTION:
+                lines += ["", f"> {STUDIO_NOTE}"]
+        lines += ["", f"### {t.title}", ""]
+        header = ["Detector", "Label", *[c.header for c in t.columns]]
+        lines.append("| " + " | ".join(_md_escape(h) for h in header) + " |")
+        lines.append("|" + "|".join([":--", ":--"] + ["--:"] * len(t.columns)) + "|")
+        for r in t.rows:
+            name = r.name + (" (submission)" if r.kind == "submission" else "")
+            cells = [_md_escape(name), _md_escape(r.label or "—"), *[cell_text(c) for c in r.cells]]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def render_csv(tables: Sequence[Table]) -> str:
+    """One row per (section, detector, label); values as fractions in [0, 1] with CI bounds."""
+    columns: list[Column] = []
+    for t in tables:
+        columns += [c for c in t.columns if c not in columns]
+    rows: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+    for t in tables:
+        for r in t.rows:
+            corpus = "studio" if t.section == STUDIO_SECTION else "real"
+            out = rows.setdefault((corpus, r.name, r.label, r.kind), {"corpus": corpus, "detector": r.name,
+                                                               "label": r.label, "kind": r.kind})
+            for c, cell in zip(t.columns, r.cells):
+                out[c.key] = cell.value
+                out[f"{c.key}_ci_low"] = cell.low
+                out[f"{c.key}_ci_high"] = cell.high
+    fieldnames = ["corpus", "detector", "label", "kind"]
+    for c in columns:
+        fieldnames += [c.key, f"{c.key}_ci_low", f"{c.key}_ci_high"]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fieldnames, lineterminator="\n")
+    writer.writeheader()
+    for key in sorted(rows, key=lambda k: (k[0] != "real", k[1:])):
+        writer.writerow({k: ("" if v is None else v) for k, v in rows[key].items()})
+    return buf.getvalue()
+
+
+def write_leaderboard(
+    inputs: Iterable[str | Path],
+    out: str | Path,
+    *,
+    title: str = "avdf leaderboard",
+    plots: bool = True,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+) -> dict[str, Path]:
+    """Read results, build the tables and write leaderboard.md, .csv and .html into ``out``.
+
+    Everything is rendered in memory before the first file is written.
+    """
+    from benchmark.leaderboard_page import render_html
+    from benchmark.results import utc_now
+
+    entries = load_entries(find_results(inputs))
+    board = Board(entries, n_bootstrap=n_bootstrap, seed=seed)
+    tables = build_tables(board)
+    created = utc_now()
+    docs = {
+        "leaderboard.md": render_markdown(tables, title, len(entries), created),
+        "leaderboard.csv": render_csv(tables),
+        "leaderboard.html": render_html(board, tables, title=title, created=created, plots=plots),
+    }
+    out = Path(out)
+    written = {}
+    for name, text in docs.items():
+        write_bytes_atomic(out / name, text.encode("utf-8"))
+        # Atomic writes create private temporaries; these are pages meant to be read and served.
+        (out / name).chmod(0o644)
+        written[name] = out / name
+    return written
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("metrics", nargs="+", help="metrics.json files or folders holding them")
-    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("results", nargs="+", help="metrics.json files or folders holding them")
+    parser.add_argument("--out", required=True, help="output folder (leaderboard.md, .csv, .html)")
+    parser.add_argument("--title", help="page title (default: params leaderboard.title)")
+    parser.add_argument("--no-plots", action="store_true", help="leave the curves out of the HTML page")
 
 
 def run(args: argparse.Namespace) -> int:
-    raise NotImplementedYet("avdf leaderboard is not implemented yet (issue #8)")
+    params_path = args.params if Path(args.params).exists() else None
+    params = load_section("leaderboard", params_path)
+    scoring = load_section("evaluate", params_path)
+    written = write_leaderboard(
+        args.results,
+        args.out,
+        title=args.title or params.title,
+        plots=params.plots and not args.no_plots,
+        n_bootstrap=scoring.bootstrap,
+        seed=scoring.seed,
+    )
+    for path in written.values():
+        print(path)
+    return 0
+

@@ -236,6 +236,27 @@ def binary_metrics(labels: Any, scores: Any, threshold: float = 0.5) -> dict[str
     return out
 
 
+def bootstrap_samples(labels: Any, scores: Any, n_resamples: int, seed: int = 0,
+                      threshold: float = 0.5) -> dict[str, np.ndarray]:
+    """Every metric on ``n_resamples`` resamples of the videos (with replacement), vectorised.
+
+    NaN where a resample lacks a class. Resamples are drawn in chunks so
+    memory stays bounded whatever the number of videos.
+    """
+    y, s = _prepare(labels, scores)
+    n = len(y)
+    rng = np.random.default_rng(seed)
+    grouped = np.unique(s, return_inverse=True)
+    chunk = max(1, _CHUNK_CELLS // n)
+    parts: dict[str, list[np.ndarray]] = {m: [] for m in METRICS}
+    for start in range(0, n_resamples, chunk):
+        b = min(chunk, n_resamples - start)
+        idx = rng.integers(0, n, size=(b, n))
+        for m, v in _stats(*_counts_per_score(y, s, idx, grouped), threshold).items():
+            parts[m].append(v)
+    return {m: np.concatenate(v) for m, v in parts.items()}
+
+
 def bootstrap_ci(
     labels: Any,
     scores: Any,
@@ -253,21 +274,11 @@ def bootstrap_ci(
         raise ScoresError(f"n_resamples must be >= 1, got {n_resamples}")
     if not 0 < level < 1:
         raise ScoresError(f"level must be in (0, 1), got {level}")
-    y, s = _prepare(labels, scores)
-    n = len(y)
-    rng = np.random.default_rng(seed)
-    grouped = np.unique(s, return_inverse=True)
-    chunk = max(1, _CHUNK_CELLS // n)
-    parts: dict[str, list[np.ndarray]] = {m: [] for m in METRICS}
-    for start in range(0, n_resamples, chunk):
-        b = min(chunk, n_resamples - start)
-        idx = rng.integers(0, n, size=(b, n))
-        for m, v in _stats(*_counts_per_score(y, s, idx, grouped), threshold).items():
-            parts[m].append(v)
+    samples = bootstrap_samples(labels, scores, n_resamples, seed, threshold)
     alpha = (1 - level) / 2
     out = {}
     for m in METRICS:
-        values = np.concatenate(parts[m])
+        values = samples[m]
         valid = values[~np.isnan(values)]
         if len(valid) == 0:
             out[m] = {"low": None, "high": None, "n_valid": 0}

@@ -78,3 +78,71 @@ def test_unknown_detector_and_ablation():
         build_detector("video-baselin", "tiny", {})
     with pytest.raises(ConfigError, match="unknown ablation"):
         build_detector("video-baseline", "tiny", {}, ablation="w/o everything")
+
+
+@pytest.fixture(scope="module")
+def trained(shards, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    params = TrainParams(
+        loop={"epochs": 3, "lr": 3e-3, "batch_size": 4},
+        detector_config={"plugin_detectors:SpyDetector": {"frame_size": 32, "width": 8, "depth": 2}},
+    )
+    train("plugin_detectors:SpyDetector", "studio-intra-group", shards, out, params)
+    return out
+
+
+def test_evaluate_writes_scores_and_metrics_and_labels_never_reach_the_detector(shards, trained, tmp_path):
+    import pyarrow.parquet as pq
+
+    from benchmark.evaluate import EvaluateParams, evaluate_checkpoint
+    from benchmark.results import read_result
+    from plugin_detectors import SEEN_INPUTS
+
+    SEEN_INPUTS.clear()
+    paths = evaluate_checkpoint(trained / "best.pt", shards, tmp_path, EvaluateParams(bootstrap=50))
+    assert [p.parent.name for p in paths] == ["main"]  # the protocol's only fold
+    result = read_result(paths[0])
+    assert result["protocol"]["name"] == "studio-intra-group" and result["detector"]["name"] == "spy"
+    assert result["metrics"]["overall"]["auc"] == 1.0
+    scores = pq.read_table(paths[0].parent / "scores.parquet").to_pylist()
+    assert len(scores) == 4 and {s["key"].split("/")[1][:2] for s in scores} == {"s4"}  # group-e only
+    # Label isolation: the detector was only ever handed the modalities it asked for.
+    assert SEEN_INPUTS and all(seen == {"face"} for seen in SEEN_INPUTS)
+
+
+def test_evaluate_refuses_a_checkpoint_for_another_detector_or_protocol(shards, trained, tmp_path):
+    from benchmark.evaluate import EvaluateParams, evaluate_checkpoint
+    from detectors.loop import CheckpointMismatch
+
+    with pytest.raises(CheckpointMismatch, match="not 'audio-baseline'"):
+        evaluate_checkpoint(trained / "best.pt", shards, tmp_path, EvaluateParams(), detector="audio-baseline")
+    with pytest.raises(CheckpointMismatch, match="trained under protocol"):
+        evaluate_checkpoint(trained / "best.pt", shards, tmp_path, EvaluateParams(), protocol_name="studio-intra-random")
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.realmedia
+def test_detect_scores_a_real_mp4(trained, shared_media, tmp_path):
+    from benchmark.detect import DetectParams, detect_video
+    from pipeline.media import SAMPLES_PER_FRAME, decode_audio, decode_video, write_mp4
+    from pipeline.preprocess import PreprocessParams
+
+    src = shared_media / "real_talking" / "Hangz-nju-cuhk_Talking-Face_PC-AVS__misc_Audio_Source_00086.mp4"
+    clip = write_mp4(tmp_path / "clip.mp4", decode_video(src, num_frames=40),
+                     decode_audio(src, num_samples=40 * SAMPLES_PER_FRAME))
+    result = detect_video(clip, trained / "best.pt", DetectParams(), PreprocessParams())
+    assert 0.0 <= result["scores"]["score"] <= 1.0 and result["segments"] == 2
+    assert result["verdict"] in ("real", "fake") and result["scores"]["video_score"] == result["scores"]["score"]
+
+
+def test_detect_cli_bad_video_is_one_line(trained, make_clip):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    avdf = Path(sys.executable).parent / "avdf"
+    out = subprocess.run([str(avdf), "detect", str(make_clip("pattern.mp4", duration=1)), "--checkpoint",
+                          str(trained / "best.pt")], capture_output=True, text=True, timeout=300,
+                         env={**__import__("os").environ, "PYTHONPATH": str(Path(__file__).parent)})
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+    assert "pattern.mp4" in out.stderr and "face" in out.stderr

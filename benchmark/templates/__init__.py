@@ -1,0 +1,1 @@
+"""Page templates shipped with the package (``leaderboard.html``); read with ``importlib.resources``."""
