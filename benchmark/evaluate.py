@@ -38,6 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--detector", help="must match the checkpoint's detector (a check, not a choice)")
     parser.add_argument("--protocol", help="protocol[@version]; default: the checkpoint's")
     parser.add_argument("--fold", help="only this fold (default: every fold sharing the checkpoint's training data)")
+    parser.add_argument("--summary", type=Path, help="also write {fold: {acc, auc, ap, eer}} here (DVC metrics)")
 
 
 def load_trained(checkpoint: Path, detector: str | None = None) -> tuple[Any, dict[str, Any]]:
@@ -143,16 +144,25 @@ def evaluate_checkpoint(checkpoint: Path, shard_dir: Path, out: Path, params: Ev
     return written
 
 
+SUMMARY_METRICS = ("acc", "auc", "ap", "eer")
+
+
 def run(args: argparse.Namespace) -> int:
     import json
 
+    from pipeline.atomic import write_json_atomic
+
     params_path = args.params if Path(args.params).exists() else None
     params: EvaluateParams = load_section("evaluate", params_path)
+    summary = {}
     for path in evaluate_checkpoint(args.checkpoint, args.data, args.out, params, args.detector, args.protocol,
                                     args.fold):
         result = json.loads(path.read_text())
         overall = result["metrics"].get("overall", {})
+        summary[result["fold"]] = {k: overall.get(k) for k in SUMMARY_METRICS}
         shown = ", ".join(f"{k.upper()} {overall[k]:.3f}" if overall.get(k) is not None else f"{k.upper()} n/a"
-                          for k in ("acc", "auc", "ap", "eer"))
+                          for k in SUMMARY_METRICS)
         print(f"evaluate {result['protocol']['name']} fold {result['fold']}: {shown} -> {path}")
+    if args.summary:
+        write_json_atomic(args.summary, summary)
     return 0

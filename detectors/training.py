@@ -21,6 +21,20 @@ from pipeline.config import load_section
 
 
 @dataclass
+class TrainRun:
+    protocol: str
+    fold: str
+
+
+@dataclass
+class TrainGrid:
+    """The detector x protocol-fold matrix of dvc.yaml's train and evaluate stages."""
+
+    detectors: list[str] = field(default_factory=lambda: ["video-baseline", "audio-baseline"])
+    runs: list[TrainRun] = field(default_factory=list)
+
+
+@dataclass
 class TrainParams:
     """``train`` section."""
 
@@ -32,6 +46,7 @@ class TrainParams:
     balanced: bool = True  # equal expected segments per class
     num_workers: int = 0
     eval_batch_size: int = 16
+    grid: TrainGrid = field(default_factory=lambda: TrainGrid())  # what `dvc repro` trains (dvc.yaml matrix)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,6 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="output folder: checkpoints, history, metrics")
     parser.add_argument("--preset", help="detector preset (default: params.yaml train.preset)")
     parser.add_argument("--ablation", help="one of the detector's named ablations")
+    parser.add_argument("--history", type=Path, help="also copy the per-epoch history here (DVC plots)")
 
 
 def input_spec_to_segments(spec: Any) -> Any:
@@ -167,6 +183,10 @@ def run(args: argparse.Namespace) -> int:
     params_path = args.params if Path(args.params).exists() else None
     params: TrainParams = load_section("train", params_path)
     metrics = train(args.detector, args.protocol, args.data, args.out, params, args.fold, args.preset, args.ablation)
+    if args.history:
+        from pipeline.atomic import write_bytes_atomic
+
+        write_bytes_atomic(args.history, (args.out / "history.json").read_bytes())
     best = {k: v for k, v in metrics.items() if k.startswith("best_")}
     print(f"train: {metrics['detector']} {metrics['epochs_run']} epochs in {metrics['seconds']:.1f} s, "
           f"best epoch {metrics['best_epoch']} {best}; checkpoints in {args.out}")
