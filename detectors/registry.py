@@ -16,3 +16,6 @@ def _check(name: str, cls: Any) -> None:
 DETECTORS = Registry("detectors", validate=_check)
 DETECTORS.register("video-baseline", "detectors.baselines:VideoBaseline")
 DETECTORS.register("audio-baseline", "detectors.baselines:AudioBaseline")
+DETECTORS.register("cad", "detectors.cad:CAD")
+DETECTORS.register("avprompt", "detectors.avprompt:AVPrompt")
+DETECTORS.register("ecl", "detectors.ecl:ECL")

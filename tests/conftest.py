@@ -72,7 +72,7 @@ def make_clip(tmp_path: Path) -> MakeClip:
         if video:
             if vfr:
                 # Drop two of every three frames after the first second: a variable frame rate.
-                cmd += ["-vf", f"select='lt(t\\,1)+not(mod(n\\,3))'", "-fps_mode", "vfr"]
+                cmd += ["-vf", "select='lt(t\\,1)+not(mod(n\\,3))'", "-fps_mode", "vfr"]
             cmd += ["-c:v", vcodec, "-pix_fmt", "yuv420p"]
         if audio:
             cmd += ["-c:a", "aac", "-ac", str(channels)]

@@ -10,6 +10,7 @@ BENCHES: dict[str, str] = {
     "studio": "benchmark.perf.studio",
     "backbones": "benchmark.perf.backbones",
     "faces": "benchmark.perf.faces",
+    "detectors": "benchmark.perf.detectors",
     "generators": "benchmark.perf.generators",
     "loader": "benchmark.perf.loader",
 }

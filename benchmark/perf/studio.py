@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import resource
 import tempfile
-import time
 from pathlib import Path
 
 from benchmark.perf.measure import measure

@@ -1,0 +1,405 @@
+"""ECL's speech-recognition teachers (seeds/003, Sec. III-B): per-frame posteriors over one symbol set.
+
+ECL distils ``1 - JS(P_a, P_v)`` from an ASR and a VSR model that "independently
+produce probability distributions over the spoken characters". A ``Teacher``
+maps a batch of inputs to ``(B, T', C)`` posteriors (rows sum to 1) over a
+``SymbolSet`` shared by the audio and the visual teacher. Three sources:
+
+(a) **a user's pretrained checkpoints** in avdf's teacher format (below) —
+    either one of avdf's CTC architectures with its state dict, or any model
+    exported with TorchScript (``kind: "torchscript"``);
+(b) **Whisper as ASR** — not provided: Whisper is a sequence-to-sequence model
+    without per-frame posteriors; turning its token distributions into
+    character posteriors per 40 ms frame needs a forced alignment of every
+    decoded token, which costs a 30 s-window decode per 0.64 s segment on a
+    CPU. Use (a) or (c);
+(c) **teachers avdf trains itself** — ``CTCTeacher``: small CTC models over the
+    ARPAbet phone set (or characters), an audio one on log-mel and a visual one
+    on 96 px mouth ROIs, trained by ``train_teacher`` on real clips whose
+    phone alignment is known (the studio corpus stores it in ``Clip.extra``).
+
+Checkpoint format (``torch.save`` of a dict)::
+
+    {"format": "avdf-teacher/1",
+     "kind": "ctc-audio" | "ctc-video" | "torchscript",
+     "symbols": ["<blank>", "AA", ...],        # index 0 must be the CTC blank
+     "config": {...},                           # CTCTeacherConfig fields (ctc-*)
+     "state_dict": {...},                       # ctc-*: the module's tensors
+     "torchscript": bytes,                      # torchscript: torch.jit.save output
+     "modality": "audio" | "video", "input": "audio" | "mouth", "frame_rate": 25.0}
+
+A TorchScript teacher's forward takes the input tensor (``audio`` (B, N) float
+16 kHz or ``mouth`` (B, T, 1, H, W) uint8) and returns (B, T', C) logits.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import logging
+import string
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from detectors.features import LogMel
+from pipeline.errors import AvdfError
+
+log = logging.getLogger(__name__)
+
+FORMAT = "avdf-teacher/1"
+FPS = 25
+SAMPLES_PER_FRAME = 640
+
+
+class TeacherError(AvdfError):
+    """A teacher checkpoint or teacher data that cannot be used."""
+
+
+# --- symbol sets ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SymbolSet:
+    """CTC output symbols; index 0 is the blank."""
+
+    name: str
+    symbols: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if not self.symbols or self.symbols[0] != "<blank>":
+            raise TeacherError(f"symbol set {self.name!r}: index 0 must be '<blank>'")
+
+    def __len__(self) -> int:
+        return len(self.symbols)
+
+    def index(self, symbol: str) -> int:
+        return self.symbols.index(symbol)
+
+
+ARPABET = ("AA", "AE", "AH", "AO", "AW", "AY", "B", "CH", "D", "DH", "EH", "ER", "EY", "F", "G", "HH", "IH",
+           "IY", "JH", "K", "L", "M", "N", "NG", "OW", "OY", "P", "R", "S", "SH", "T", "TH", "UH", "UW", "V",
+           "W", "Y", "Z", "ZH")
+PHONES = SymbolSet("arpabet", ("<blank>", *ARPABET))
+# deep_avsr's (the paper's teacher) characters, less its digits and <EOS>
+CHARACTERS = SymbolSet("characters", ("<blank>", " ", "'", *string.ascii_uppercase))
+SYMBOL_SETS = {s.name: s for s in (PHONES, CHARACTERS)}
+
+
+def symbol_set(symbols: Sequence[str]) -> SymbolSet:
+    for known in SYMBOL_SETS.values():
+        if tuple(symbols) == known.symbols:
+            return known
+    return SymbolSet("custom", tuple(symbols))
+
+
+def segment_phone_targets(phones: Sequence[Sequence], start_frame: int, num_frames: int, fps: int = FPS) -> list[int]:
+    """PHONES ids of the phones sounding in frames [start, start + num_frames), repeats kept apart.
+
+    ``phones`` is a studio clip's ``extra["phones"]``: ``[[phone, start_s, end_s], ...]`` in
+    ARPAbet or IPA (both map to ARPAbet); silences and unknown symbols are left out (CTC's blank).
+    """
+    from pipeline.studio.visemes import to_arpabet
+
+    t0, t1 = start_frame / fps, (start_frame + num_frames) / fps
+    out: list[int] = []
+    for phone, start, end in phones:
+        # a phone counts when at least half of it, or half a frame of it, is inside the window
+        overlap = min(float(end), t1) - max(float(start), t0)
+        if overlap <= 0 or overlap < min(0.5 * (float(end) - float(start)), 0.5 / fps):
+            continue
+        name = to_arpabet(str(phone))
+        if name in ARPABET:
+            out.append(PHONES.index(name))
+    return out
+
+
+# --- the interface -------------------------------------------------------------------------------
+
+class Teacher(nn.Module):
+    """Frozen speech recogniser: ``posteriors(inputs) -> (B, T', C)`` probabilities over ``symbols``."""
+
+    modality: str = "audio"  # audio (ASR) | video (VSR)
+    input_key: str = "audio"  # the batch input it reads: audio | mouth
+    frame_rate: float = FPS
+
+    def __init__(self, symbols: SymbolSet) -> None:
+        super().__init__()
+        self.symbols = symbols
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:  # (B, T', C)
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def posteriors(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        if self.input_key not in inputs:
+            raise TeacherError(f"{self.modality} teacher needs {self.input_key!r} in the batch inputs")
+        return torch.softmax(self.logits(inputs[self.input_key]).float(), dim=-1)
+
+
+@dataclass
+class CTCTeacherConfig:
+    modality: str = "audio"  # audio (log-mel) | video (mouth ROI)
+    symbols: str = "arpabet"  # arpabet | characters
+    width: int = 64
+    hidden: int = 128  # per direction of the BiGRU
+    n_mels: int = 40
+    mouth_size: int = 48  # mouth ROIs are resized to this (96 px in the loaders)
+
+
+class CTCTeacher(Teacher):
+    """A small CTC recogniser at 25 posteriors per second (one per video frame).
+
+    audio: log-mel (100 Hz) -> two stride-2 conv1d (-> 25 Hz) -> BiGRU -> symbols.
+    video: mouth ROI per frame -> 4-layer CNN -> BiGRU over frames -> symbols.
+    """
+
+    def __init__(self, config: CTCTeacherConfig) -> None:
+        if config.symbols not in SYMBOL_SETS:
+            raise TeacherError(f"CTCTeacher: symbols must be one of {sorted(SYMBOL_SETS)}, got {config.symbols!r}")
+        super().__init__(SYMBOL_SETS[config.symbols])
+        self.config = config
+        w = config.width
+        if config.modality == "audio":
+            self.modality, self.input_key = "audio", "audio"
+            self.mel = LogMel(n_mels=config.n_mels)
+            self.frontend = nn.Sequential(
+                nn.Conv1d(config.n_mels, w, 5, stride=2, padding=2), nn.GroupNorm(8, w), nn.GELU(),
+                nn.Conv1d(w, w, 5, stride=2, padding=2), nn.GroupNorm(8, w), nn.GELU(),
+            )
+        elif config.modality == "video":
+            self.modality, self.input_key = "video", "mouth"
+            layers: list[nn.Module] = []
+            ch = 1
+            for out in (w // 4, w // 2, w, w):
+                layers += [nn.Conv2d(ch, out, 3, stride=2, padding=1), nn.GroupNorm(4, out), nn.GELU()]
+                ch = out
+            self.frontend = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        else:
+            raise TeacherError(f"CTCTeacher: modality must be 'audio' or 'video', got {config.modality!r}")
+        self.rnn = nn.GRU(w, config.hidden, batch_first=True, bidirectional=True)
+        self.out = nn.Linear(2 * config.hidden, len(self.symbols))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        if self.modality == "audio":
+            mel = self.mel(x.float())
+            mel = (mel - mel.mean(dim=(1, 2), keepdim=True)) / mel.std(dim=(1, 2), keepdim=True).clamp_min(1e-3)
+            return self.frontend(mel).transpose(1, 2)  # (B, N/640, w)
+        if x.dim() != 5:
+            raise TeacherError(f"video teacher: mouth must be (B, T, 1, H, W), got {tuple(x.shape)}")
+        b, t = x.shape[:2]
+        frames = x.flatten(0, 1).float()
+        frames = frames / 255.0 if x.dtype == torch.uint8 else frames
+        size = self.config.mouth_size
+        if frames.shape[-1] != size:
+            frames = F.interpolate(frames, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        frames = (frames - frames.mean(dim=(1, 2, 3), keepdim=True)) / frames.std(dim=(1, 2, 3), keepdim=True).clamp_min(1e-3)
+        return self.frontend(frames).view(b, t, -1)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        h, _ = self.rnn(self.features(x))
+        return self.out(h)
+
+
+class TorchScriptTeacher(Teacher):
+    """A user's recogniser exported with TorchScript (format kind ``torchscript``)."""
+
+    def __init__(self, module: torch.jit.ScriptModule, symbols: SymbolSet, modality: str, input_key: str,
+                 frame_rate: float) -> None:
+        super().__init__(symbols)
+        self.module = module
+        self.modality, self.input_key, self.frame_rate = modality, input_key, frame_rate
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.module(x)
+        if out.dim() != 3 or out.shape[-1] != len(self.symbols):
+            raise TeacherError(
+                f"TorchScript teacher returned shape {tuple(out.shape)}; expected (B, T', {len(self.symbols)})"
+            )
+        return out
+
+
+# --- checkpoints ---------------------------------------------------------------------------------
+
+def save_teacher(teacher: Teacher, path: str | Path) -> Path:
+    from pipeline.atomic import atomic_path
+
+    path = Path(path)
+    if isinstance(teacher, CTCTeacher):
+        payload: dict[str, Any] = {"kind": f"ctc-{teacher.modality}", "config": asdict(teacher.config),
+                                   "state_dict": teacher.state_dict()}
+    elif isinstance(teacher, TorchScriptTeacher):
+        buffer = io.BytesIO()
+        torch.jit.save(teacher.module, buffer)
+        payload = {"kind": "torchscript", "torchscript": buffer.getvalue()}
+    else:
+        raise TeacherError(f"save_teacher: cannot save a {type(teacher).__name__}")
+    payload |= {"format": FORMAT, "symbols": list(teacher.symbols.symbols), "modality": teacher.modality,
+                "input": teacher.input_key, "frame_rate": float(teacher.frame_rate)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return path
+
+
+def load_teacher(path: str | Path, expect_modality: str | None = None) -> Teacher:
+    """A frozen teacher from an avdf teacher checkpoint; a tensor of the wrong shape is named."""
+    from detectors.backbones.weights import load_strict
+    from pipeline.config import from_mapping
+
+    path = Path(path)
+    if not path.exists():
+        raise TeacherError(f"{path}: teacher checkpoint does not exist")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
+        raise TeacherError(f"{path}: not a readable teacher checkpoint ({type(exc).__name__}: {exc})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise TeacherError(f"{path}: not an avdf teacher checkpoint (expected format {FORMAT!r})")
+    kind = ckpt.get("kind")
+    symbols = symbol_set(ckpt.get("symbols") or ())
+    if kind in ("ctc-audio", "ctc-video"):
+        config = from_mapping(CTCTeacherConfig, ckpt["config"], f"{path}: config")
+        if f"ctc-{config.modality}" != kind:
+            raise TeacherError(f"{path}: kind {kind!r} disagrees with config modality {config.modality!r}")
+        teacher: Teacher = CTCTeacher(config)
+        if teacher.symbols.symbols != symbols.symbols:
+            raise TeacherError(f"{path}: 'symbols' list differs from the {config.symbols!r} set of its config")
+        load_strict(teacher, ckpt["state_dict"], path, optional=tuple(n for n, _ in teacher.named_buffers()))
+    elif kind == "torchscript":
+        module = torch.jit.load(io.BytesIO(ckpt["torchscript"]), map_location="cpu")
+        teacher = TorchScriptTeacher(module, symbols, ckpt["modality"], ckpt["input"], float(ckpt.get("frame_rate", FPS)))
+    else:
+        raise TeacherError(f"{path}: unknown teacher kind {kind!r} (ctc-audio, ctc-video, torchscript)")
+    if expect_modality and teacher.modality != expect_modality:
+        raise TeacherError(f"{path}: is a {teacher.modality} teacher, expected a {expect_modality} one")
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher.eval()
+
+
+# --- training (source c) -------------------------------------------------------------------------
+
+@dataclass
+class TeacherExample:
+    """One training segment: the teacher's input tensor (no batch axis) and its target symbol ids."""
+
+    input: torch.Tensor
+    targets: list[int]
+
+
+@dataclass
+class TeacherTrainParams:
+    epochs: int = 30
+    batch_size: int = 16
+    lr: float = 3e-3
+    seed: int = 0
+    history: list[float] = field(default_factory=list)
+
+
+def ctc_loss(teacher: CTCTeacher, inputs: torch.Tensor, targets: Sequence[Sequence[int]]) -> torch.Tensor:
+    log_probs = torch.log_softmax(teacher.logits(inputs), dim=-1)  # (B, T', C)
+    lengths_in = torch.full((log_probs.shape[0],), log_probs.shape[1], dtype=torch.long)
+    lengths_out = torch.tensor([len(t) for t in targets], dtype=torch.long)
+    flat = torch.tensor([i for t in targets for i in t], dtype=torch.long)
+    return F.ctc_loss(log_probs.transpose(0, 1), flat, lengths_in, lengths_out, blank=0, zero_infinity=True)
+
+
+def train_teacher(
+    teacher: CTCTeacher, examples: Sequence[TeacherExample], params: TeacherTrainParams | None = None,
+    out: str | Path | None = None,
+) -> dict[str, Any]:
+    """Train ``teacher`` with CTC on ``examples``; save it to ``out`` when given. Returns the loss history."""
+    params = params or TeacherTrainParams()
+    usable = [e for e in examples if e.targets]
+    if not usable:
+        raise TeacherError("train_teacher: no example has a target (all segments silent?)")
+    g = torch.Generator().manual_seed(params.seed)
+    optimiser = torch.optim.AdamW(teacher.parameters(), lr=params.lr)
+    teacher.train()
+    history = []
+    for _ in range(params.epochs):
+        order = torch.randperm(len(usable), generator=g).tolist()
+        total = 0.0
+        for i in range(0, len(order), params.batch_size):
+            batch = [usable[j] for j in order[i : i + params.batch_size]]
+            loss = ctc_loss(teacher, torch.stack([e.input for e in batch]), [e.targets for e in batch])
+            optimiser.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(teacher.parameters(), 5.0)
+            optimiser.step()
+            total += loss.item() * len(batch)
+        history.append(total / len(usable))
+        log.info("teacher %s epoch %d ctc %.4f", teacher.modality, len(history), history[-1])
+    teacher.eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    if out is not None:
+        save_teacher(teacher, out)
+    return {"ctc": history, "examples": len(usable)}
+
+
+def studio_examples(
+    batches: Iterable[dict[str, Any]], extras: dict[str, dict[str, Any]], modality: str, fps: int = FPS
+) -> list[TeacherExample]:
+    """Teacher examples from loader batches (meta ``key``/``start``) and each clip's ``extra`` (its ``phones``).
+
+    Only real clips belong here: a fake's audio and mouth do not follow one alignment.
+    """
+    key_name = "audio" if modality == "audio" else "mouth"
+    examples = []
+    for batch in batches:
+        x = batch["inputs"][key_name]
+        num_frames = x.shape[1] if modality == "video" else x.shape[1] // SAMPLES_PER_FRAME
+        for i, key in enumerate(batch["meta"]["key"]):
+            extra = extras.get(key)
+            if not extra or "phones" not in extra:
+                continue
+            targets = segment_phone_targets(extra["phones"], int(batch["meta"]["start"][i]), num_frames, fps)
+            examples.append(TeacherExample(x[i], targets))
+    return examples
+
+
+def train_teacher_from_shards(
+    shards: str | Path, manifest: str | Path, modality: str, out: str | Path,
+    num_frames: int = 16, params: TeacherTrainParams | None = None, width: int = 64,
+) -> dict[str, Any]:
+    """The CLI-friendly entry point: train an avdf CTC teacher on the real clips of a sharded studio corpus."""
+    from pipeline.loaders import EvalLoader, SegmentSpec
+    from pipeline.manifest import read_clips
+
+    clips = [c for c in read_clips(manifest) if int(c.label) == 0 and c.extra]
+    extras = {c.key: json.loads(c.extra) for c in clips}
+    extras = {k: v for k, v in extras.items() if "phones" in v}
+    if not extras:
+        raise TeacherError(f"{manifest}: no real clip carries a phone alignment in its extra JSON")
+    modalities = ("audio",) if modality == "audio" else ("mouth",)
+    loader = EvalLoader(str(shards), SegmentSpec(num_frames=num_frames, modalities=modalities), keys=sorted(extras))
+    examples = studio_examples(loader, extras, modality)
+    teacher = CTCTeacher(CTCTeacherConfig(modality=modality, width=width))
+    return train_teacher(teacher, examples, params, out)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m detectors.ecl.teachers SHARDS MANIFEST --modality audio --out teacher_audio.pt``."""
+    parser = argparse.ArgumentParser(description="Train an avdf CTC teacher (ASR or VSR) for ECL on real studio clips.")
+    parser.add_argument("shards", help="shard folder (avdf shard output)")
+    parser.add_argument("manifest", help="clips manifest (Parquet) whose extra JSON holds 'phones'")
+    parser.add_argument("--modality", choices=("audio", "video"), required=True)
+    parser.add_argument("--out", required=True, help="teacher checkpoint to write")
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--lr", type=float, default=3e-3)
+    args = parser.parse_args(argv)
+    result = train_teacher_from_shards(args.shards, args.manifest, args.modality, args.out,
+                                       params=TeacherTrainParams(args.epochs, args.batch_size, args.lr))
+    print(json.dumps({"out": args.out, "examples": result["examples"], "final_ctc": result["ctc"][-1]}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

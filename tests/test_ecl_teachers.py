@@ -1,0 +1,147 @@
+"""ECL's teachers: CTC training on a tiny synthetic set, posterior shapes, checkpoints, use by the detector."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from detectors.backbones.errors import WeightShapeMismatch
+from detectors.ecl.teachers import (
+    PHONES,
+    CTCTeacher,
+    CTCTeacherConfig,
+    TeacherError,
+    TeacherExample,
+    TeacherTrainParams,
+    load_teacher,
+    save_teacher,
+    segment_phone_targets,
+    train_teacher,
+)
+
+FRAMES = 16
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def tone_examples(n: int, seed: int = 0) -> list[TeacherExample]:
+    """'Speech' of 4 symbols per segment, each a tone whose pitch names the symbol (4 frames each)."""
+    g = torch.Generator().manual_seed(seed)
+    t = torch.arange(4 * 640) / 16000
+    examples = []
+    for _ in range(n):
+        symbols = (torch.randint(1, 5, (4,), generator=g)).tolist()
+        audio = torch.cat([0.5 * torch.sin(2 * torch.pi * (300 + 400 * s) * t) for s in symbols])
+        audio = audio + 0.01 * torch.randn(audio.shape, generator=g)
+        targets = [s for i, s in enumerate(symbols) if i == 0 or s != symbols[i - 1]]  # CTC-collapsed
+        examples.append(TeacherExample(audio, targets))
+    return examples
+
+
+def test_ctc_audio_teacher_learns_and_gives_posteriors(tmp_path):
+    torch.manual_seed(0)
+    teacher = CTCTeacher(CTCTeacherConfig(modality="audio", width=32, hidden=32))
+    history = train_teacher(teacher, tone_examples(32), TeacherTrainParams(epochs=25, batch_size=8, lr=1e-2),
+                            out=tmp_path / "asr.pt")["ctc"]
+    assert history[-1] < 0.5 * history[0]
+    batch = torch.stack([e.input for e in tone_examples(4, seed=9)])
+    p = teacher.posteriors({"audio": batch})
+    assert p.shape == (4, FRAMES, len(PHONES))
+    assert torch.allclose(p.sum(-1), torch.ones(4, FRAMES), atol=1e-5) and (p >= 0).all()
+    # greedy CTC decoding recovers the held-out symbol sequences most of the time
+    examples = tone_examples(4, seed=9)
+    correct = 0
+    for row, example in zip(p.argmax(-1).tolist(), examples):
+        decoded = [s for i, s in enumerate(row) if s != 0 and (i == 0 or s != row[i - 1])]
+        correct += decoded == example.targets
+    assert correct >= 2
+    reloaded = load_teacher(tmp_path / "asr.pt", expect_modality="audio")
+    assert torch.allclose(reloaded.posteriors({"audio": batch}), p, atol=1e-6)
+    assert not any(q.requires_grad for q in reloaded.parameters())
+
+
+def test_ctc_video_teacher_shapes_and_training():
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    examples = []
+    for _ in range(16):
+        symbols = torch.randint(1, 4, (4,), generator=g).tolist()
+        mouth = torch.zeros(FRAMES, 1, 32, 32, dtype=torch.uint8)
+        for i, s in enumerate(symbols):  # the mouth opening (a dark bar's height) names the symbol
+            mouth[4 * i : 4 * i + 4, :, 16 - 3 * s : 16 + 3 * s, 8:24] = 200
+        targets = [s for i, s in enumerate(symbols) if i == 0 or s != symbols[i - 1]]
+        examples.append(TeacherExample(mouth, targets))
+    teacher = CTCTeacher(CTCTeacherConfig(modality="video", width=32, hidden=32, mouth_size=32))
+    history = train_teacher(teacher, examples, TeacherTrainParams(epochs=10, batch_size=8, lr=1e-2))["ctc"]
+    assert history[-1] < history[0]
+    p = teacher.posteriors({"mouth": torch.stack([e.input for e in examples[:3]])})
+    assert p.shape == (3, FRAMES, len(PHONES))
+    assert torch.allclose(p.sum(-1), torch.ones(3, FRAMES), atol=1e-5)
+
+
+def test_wrong_shapes_in_a_user_checkpoint_name_the_tensor(tmp_path):
+    teacher = CTCTeacher(CTCTeacherConfig(modality="audio", width=32, hidden=32))
+    path = save_teacher(teacher, tmp_path / "user.pt")
+    ckpt = torch.load(path, weights_only=False)
+    ckpt["state_dict"]["out.weight"] = torch.zeros(7, 64)
+    torch.save(ckpt, path)
+    with pytest.raises(WeightShapeMismatch, match="out.weight"):
+        load_teacher(path)
+    with pytest.raises(TeacherError, match="video"):
+        load_teacher(save_teacher(teacher, tmp_path / "ok.pt"), expect_modality="video")
+    torch.save({"something": 1}, tmp_path / "other.pt")
+    with pytest.raises(TeacherError, match="avdf teacher"):
+        load_teacher(tmp_path / "other.pt")
+
+
+def test_torchscript_teacher_roundtrip(tmp_path):
+    from detectors.ecl.teachers import TorchScriptTeacher
+
+    class Frames(torch.nn.Module):  # (B, N) audio -> (B, N / 640, C) logits
+        def forward(self, audio: torch.Tensor) -> torch.Tensor:
+            frames = audio.view(audio.shape[0], -1, 640)
+            return frames[..., :40] * 10
+
+    traced = torch.jit.trace(Frames(), torch.randn(1, FRAMES * 640))
+    user = TorchScriptTeacher(traced, PHONES, "audio", "audio", 25.0)
+    teacher = load_teacher(save_teacher(user, tmp_path / "ts.pt"))
+    p = teacher.posteriors({"audio": torch.randn(2, FRAMES * 640)})
+    assert p.shape == (2, FRAMES, len(PHONES))
+
+
+def test_segment_phone_targets_from_a_studio_alignment():
+    phones = [["sil", 0.0, 0.2], ["HH", 0.2, 0.28], ["ə", 0.28, 0.36], ["l", 0.36, 0.44], ["oʊ", 0.44, 0.6],
+              ["sil", 0.6, 1.0]]
+    ids = segment_phone_targets(phones, start_frame=5, num_frames=8)  # 0.2 .. 0.52 s
+    assert [PHONES.symbols[i] for i in ids] == ["HH", "AH", "L", "OW"]
+    assert segment_phone_targets(phones, start_frame=16, num_frames=8) == []  # silence only
+
+
+def test_ecl_runs_its_held_teachers(tmp_path):
+    from detectors.ecl import ECL
+
+    asr = save_teacher(CTCTeacher(CTCTeacherConfig(modality="audio", width=16, hidden=16)), tmp_path / "a.pt")
+    vsr = save_teacher(CTCTeacher(CTCTeacherConfig(modality="video", width=16, hidden=16, mouth_size=32)), tmp_path / "v.pt")
+    model = ECL.from_preset("tiny", teacher_audio=str(asr), teacher_video=str(vsr))
+    assert set(model.inputs.modalities) == {"face_gray", "mouth", "audio"}
+    assert not any("teacher" in n for n in model.state_dict())
+    inputs = {"face_gray": torch.randint(0, 255, (2, FRAMES, 1, 48, 48), dtype=torch.uint8),
+              "mouth": torch.randint(0, 255, (2, FRAMES, 1, 32, 32), dtype=torch.uint8),
+              "audio": torch.randn(2, FRAMES * 640)}
+    model.train()
+    out = model(inputs)
+    assert out["p_a"].shape == out["p_v"].shape == (2, FRAMES, len(PHONES))
+    losses = model.loss(out, {"label": torch.tensor([0, 1])})
+    assert set(losses) == {"cls", "dist", "contra"}
+    sum(losses.values()).backward()
+    model.eval()
+    assert model.predict({k: v for k, v in inputs.items() if k != "mouth"})["score"].shape == (2,)
+    no_teachers = ECL.from_preset("tiny")
+    no_teachers.train()
+    with pytest.raises(ValueError, match="teacher"):
+        no_teachers.loss(no_teachers(inputs), {"label": torch.tensor([0, 1])})
