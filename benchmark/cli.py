@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "preprocess": ("pipeline.preprocess", "decode, find and crop faces, resample audio (Ray stage)"),
     "generate": ("generators.stage", "forge fakes with the generators of a recipe (Ray stage)"),
     "shard": ("pipeline.shards", "write WebDataset shards of preprocessed clips"),
+    "teach": ("detectors.teaching", "train ECL's ASR/VSR teacher on real clips with phone alignments"),
     "train": ("detectors.training", "train a detector under a protocol"),
     "evaluate": ("benchmark.evaluate", "score a trained detector on a protocol's test split"),
     "leaderboard": ("benchmark.leaderboard", "merge metrics into the leaderboard"),

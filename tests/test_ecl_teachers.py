@@ -145,3 +145,26 @@ def test_ecl_runs_its_held_teachers(tmp_path):
     no_teachers.train()
     with pytest.raises(ValueError, match="teacher"):
         no_teachers.loss(no_teachers(inputs), {"label": torch.tensor([0, 1])})
+
+
+def test_avdf_teach_trains_from_shards(tmp_path):
+    """The `teach` stage: real clips with a phone alignment in `extra`, read back from real shards."""
+    import argparse
+    import json
+
+    from detectors.ecl.teachers import load_teacher
+    from detectors.teaching import run
+    from pipeline.loading.synthetic import write_synthetic_corpus
+    from pipeline.shards import write_shards
+
+    phones = [["AH", 0.0, 0.2], ["B", 0.2, 0.32], ["IY", 0.32, 0.6], ["M", 0.6, 0.8], ["OW", 0.8, 1.2]]
+    clips = [dict(key=f"studio/s{i}-u1", num_frames=32, extra=json.dumps({"phones": phones})) for i in range(3)]
+    clips.append(dict(key="studio-cmdfd/s0-u1--s1-u1/wav2lip", num_frames=32, video_fake=True))
+    manifest = write_synthetic_corpus(tmp_path / "corpus", clips)
+    write_shards(manifest, tmp_path / "shards", progress=False)
+    (tmp_path / "params.yaml").write_text("teach:\n  epochs: 2\n  width: 16\n")
+    for modality in ("audio", "video"):
+        out = tmp_path / f"{modality}.pt"
+        args = argparse.Namespace(modality=modality, data=tmp_path / "shards", out=out, params=str(tmp_path / "params.yaml"))
+        assert run(args) == 0
+        assert load_teacher(out, expect_modality=modality).modality == modality

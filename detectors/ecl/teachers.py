@@ -33,7 +33,6 @@ A TorchScript teacher's forward takes the input tensor (``audio`` (B, N) float
 """
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import logging
@@ -382,24 +381,3 @@ def train_teacher_from_shards(
     examples = studio_examples(loader, extras, modality)
     teacher = CTCTeacher(CTCTeacherConfig(modality=modality, width=width))
     return train_teacher(teacher, examples, params, out)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m detectors.ecl.teachers SHARDS MANIFEST --modality audio --out teacher_audio.pt``."""
-    parser = argparse.ArgumentParser(description="Train an avdf CTC teacher (ASR or VSR) for ECL on real studio clips.")
-    parser.add_argument("shards", help="shard folder (avdf shard output)")
-    parser.add_argument("manifest", help="clips manifest (Parquet) whose extra JSON holds 'phones'")
-    parser.add_argument("--modality", choices=("audio", "video"), required=True)
-    parser.add_argument("--out", required=True, help="teacher checkpoint to write")
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--lr", type=float, default=3e-3)
-    args = parser.parse_args(argv)
-    result = train_teacher_from_shards(args.shards, args.manifest, args.modality, args.out,
-                                       params=TeacherTrainParams(args.epochs, args.batch_size, args.lr))
-    print(json.dumps({"out": args.out, "examples": result["examples"], "final_ctc": result["ctc"][-1]}))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
