@@ -318,8 +318,14 @@ def fit(
         }
         val = evaluate(model, source.validation(), device)
         record.update({f"val_{k}": v for k, v in val.items()})
-        value = val[params.select_metric]
-        if _improved(params.select_metric, value, best):
+        metric = params.select_metric
+        if val[metric] != val[metric]:
+            # AUC is undefined on a one-class validation split (a property of the split,
+            # so the same every epoch): select on the validation loss instead.
+            metric = "loss"
+        value = val[metric]
+        record["selected_on"] = metric
+        if _improved(metric, value, best):
             best, best_epoch, stale = value, epoch + 1, 0
             if ctx.is_main:
                 _save(best_path, model, optimizer, scaler, identity, params, epoch, best, best_epoch, stale, history + [record])
@@ -331,7 +337,7 @@ def fit(
             write_json_atomic(out_dir / "history.json", history)
             log.info(
                 f"{model.name} epoch {epoch + 1}: train loss {record['train_total']:.4f}, "
-                f"val {params.select_metric} {value:.4f} (best {best} at epoch {best_epoch})"
+                f"val {metric} {value:.4f} (best {best:.4f} at epoch {best_epoch})"
             )
         if on_epoch_end is not None:
             on_epoch_end(epoch)
@@ -340,7 +346,7 @@ def fit(
         "detector": model.name,
         "epochs_run": len(history),
         "best_epoch": best_epoch,
-        f"best_val_{params.select_metric}": best,
+        f"best_val_{history[-1].get('selected_on', params.select_metric) if history else params.select_metric}": best,
         "last": history[-1] if history else None,
         "seconds": round(time.perf_counter() - t_start, 3),
     }

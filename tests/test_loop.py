@@ -90,3 +90,18 @@ def test_ddp_with_two_gloo_processes_matches_single_process(tmp_path):
     ddp = torch.load(tmp_path / "ddp" / "final.pt")
     for name, value in single.items():
         torch.testing.assert_close(ddp[name], value, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_one_class_validation_selects_on_loss(tmp_path):
+    class RealOnlyValidation(SyntheticSource):
+        def validation(self):
+            for batch in super().validation():
+                keep = batch["targets"]["label"] == 0
+                yield {
+                    "inputs": {k: v[keep] for k, v in batch["inputs"].items()},
+                    "targets": {k: v[keep] for k, v in batch["targets"].items()},
+                    "meta": {k: [x for x, m in zip(v, keep) if m] for k, v in batch["meta"].items()},
+                }
+
+    metrics = fit(_video(), RealOnlyValidation(), tmp_path, LoopParams(epochs=2, lr=1e-3), progress=False)
+    assert "best_val_loss" in metrics and (tmp_path / "best.pt").exists()

@@ -75,7 +75,7 @@ def test_leave_one_out_must_hold_out_known_categories(tmp_path):
         "      leave_one_out:\n"
         "        held_out: [RVFA, FVXX]\n"
         "        real: {label: 0}\n"
-        "        real_split: {test: 0.3}\n",
+        "        video_split: {test: 0.3}\n",
     )
     with pytest.raises(ConfigError, match=r"held_out: 'FVXX' is not one of the protocol's categories \['RVFA'\]"):
         load_protocol_file(_write(tmp_path, text))

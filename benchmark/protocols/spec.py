@@ -66,12 +66,10 @@ class LeaveOneOut:
     """One fold per held-out category (names from the protocol's ``categories``)."""
 
     held_out: list[str]
-    # Which clips are the real ones, and how they are split.
+    # Which clips are the real ones.
     real: dict[str, Any]
-    real_split: RandomSplit
-    # Fraction of each training category's videos kept for validation.
-    fake_val: float = 0.1
-    seed: int = 0
+    # How the videos (real clips and their fakes together) are cut into test / val / train.
+    video_split: RandomSplit
 
 
 @dataclass
@@ -213,8 +211,7 @@ def validate_spec(spec: ProtocolSpec, where: str) -> None:
     elif s.leave_one_out is not None:
         lo = s.leave_one_out
         Selector(lo.real, f"{here}.leave_one_out.real")
-        _check_random(lo.real_split, f"{here}.leave_one_out.real_split")
-        check_fraction(lo.fake_val, f"{here}.leave_one_out.fake_val")
+        _check_random(lo.video_split, f"{here}.leave_one_out.video_split")
         if not lo.held_out:
             raise ConfigError(f"{here}.leave_one_out.held_out: list at least one category")
         for name in lo.held_out:

@@ -199,7 +199,22 @@ def assign_groups(
                 for row in groups[value]:
                     out[row["key"]] = part
             start += count
+    _fill_empty_parts(out, groups, fractions, seed)
     return out
+
+
+def _fill_empty_parts(out: dict[str, str], groups: Mapping[Any, list[dict[str, Any]]],
+                      fractions: Mapping[str, float], seed: int) -> None:
+    """A part that asks for a share but rounded down to no group (small strata) takes one
+    group from the last part, as long as that leaves the last part a group."""
+    last = list(fractions)[-1]
+    part_of = {value: out[members[0]["key"]] for value, members in groups.items()}
+    for part in list(fractions)[:-1]:
+        donors = sorted((v for v, p in part_of.items() if p == last), key=lambda v: _rank(seed, v))
+        if fractions[part] > 0 and part not in part_of.values() and len(donors) > 1:
+            part_of[donors[0]] = part
+            for row in groups[donors[0]]:
+                out[row["key"]] = part
 
 
 def _stratum_by(fields: Sequence[str]) -> Callable[[list[dict[str, Any]]], Hashable]:
@@ -289,41 +304,32 @@ def _split_groups(spec, pool, categories, where) -> dict[str, Assignment]:
 
 
 def _split_leave_one_out(spec, pool, categories, where) -> dict[str, Assignment]:
+    """One cut of the videos (real and fake clips together) serves every fold, so a video is
+    never cut: test = real clips + held-out-category fakes of the test videos; train/val =
+    real clips + the other categories' fakes of the train/val videos; the rest sits out."""
     lo = spec.split.leave_one_out
     real_sel = Selector(lo.real, f"{where}.leave_one_out.real")
     reals = [r for r in pool if r["label"] == 0 and real_sel.matches(r)]
     real_keys = {r["key"] for r in reals}
-    fakes_by_cat: dict[str, list[dict]] = defaultdict(list)
+    cat_of = {}
     for r in pool:
-        if r["key"] in real_keys:
-            continue
-        cat = _first_category(r, categories, where)
-        if cat is not None:
-            fakes_by_cat[cat].append(r)
-    real_parts = _assign_random(reals, lo.real_split, f"{where} (real clips)")
-    cat_of = {r["key"]: c for c, rs in fakes_by_cat.items() for r in rs}
-    all_fakes = [r for rs in fakes_by_cat.values() for r in rs]
-    # One train/val cut of the fakes shared by every fold, stratified by category,
-    # so a clip that trains in one fold validates in none other.
-    fake_parts = assign_groups(
-        all_fakes,
-        lo.real_split.by,
-        {"val": lo.fake_val, "train": 1.0},
-        lo.seed,
-        lambda members: tuple(sorted({cat_of[m["key"]] for m in members})),
-        f"{where} (fake clips)",
-    )
+        if r["key"] not in real_keys:
+            cat = _first_category(r, categories, where)
+            if cat is not None:
+                cat_of[r["key"]] = cat
+    clips = reals + [r for r in pool if r["key"] in cat_of]
+    video_parts = _assign_random(clips, lo.video_split, f"{where} (videos)")
     out: dict[str, Assignment] = {}
     for held in lo.held_out:
-        parts = dict(real_parts)
-        tests = {k: REAL for k, p in real_parts.items() if p == "test"}
-        for cat, rs in fakes_by_cat.items():
-            for r in rs:
-                if cat == held:
-                    parts[r["key"]] = "test"
-                    tests[r["key"]] = held
-                else:
-                    parts[r["key"]] = fake_parts[r["key"]]
+        parts: dict[str, str] = {}
+        tests: dict[str, str] = {}
+        for r in clips:
+            key, part = r["key"], video_parts[r["key"]]
+            cat = cat_of.get(key)
+            if part == "test" and cat in (None, held):
+                parts[key], tests[key] = "test", cat or REAL
+            elif part != "test" and cat != held:
+                parts[key] = part
         out[held] = (parts, tests)
     return out
 
