@@ -7,6 +7,7 @@ fixed anchor points so that everything outside the face stays put.
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,20 @@ UPPER_OUTER = np.array([49, 50, 51, 52, 53])
 LOWER_INNER = np.array([65, 66, 67])
 UPPER_INNER = np.array([61, 62, 63])
 CHIN = np.arange(4, 13)
+
+
+@lru_cache(maxsize=None)
+def shared_face_backend(name: str = "mediapipe"):
+    """One face backend per name per process, shared by every generator in it.
+
+    Loading a backend costs a second or more (mediapipe graphs); a Ray worker
+    that runs four generators would otherwise pay it four times. The built-in
+    backends run in static-image mode (no state between frames), so sharing
+    is safe; a process runs one task at a time.
+    """
+    from pipeline.faces import make_face_backend
+
+    return make_face_backend(name)
 
 
 def track_landmarks(frames: np.ndarray, backend, path: Path | str, every: int = 1) -> np.ndarray:
@@ -173,33 +188,50 @@ def triangulate(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 def piecewise_affine(image: np.ndarray, src: np.ndarray, dst: np.ndarray, triangles: np.ndarray | None = None,
                      anchors: bool = True) -> np.ndarray:
-    """Warp ``image`` so that points ``src`` move to ``dst`` (triangle by triangle)."""
+    """Warp ``image`` so that points ``src`` move to ``dst`` (triangle by triangle).
+
+    One ``cv2.remap`` over the bounding box of the triangles that move: each
+    pixel there looks up its triangle (rasterised ids) and samples the source
+    through that triangle's inverse affine map; every other pixel maps to
+    itself. (A warpAffine per triangle costs ~10x more in Python overhead.)
+    """
     import cv2
 
     h, w = image.shape[:2]
+    src = np.asarray(src, np.float32)
+    dst = np.asarray(dst, np.float32)
     if anchors:
         fixed = _anchors((h, w), np.concatenate([src, dst]))
         src = np.concatenate([src, fixed])
         dst = np.concatenate([dst, fixed])
     if triangles is None:
         triangles = triangulate(dst, (h, w))
-    out = image.copy()
     moved = np.abs(src - dst).max(1) > 0.05
-    for tri in triangles:
-        if not moved[tri].any():
-            continue  # identity triangle: nothing to do
-        s, d = src[tri].astype(np.float32), dst[tri].astype(np.float32)
-        x, y, bw, bh = cv2.boundingRect(d)
-        x0, y0 = max(x, 0), max(y, 0)
-        x1, y1 = min(x + bw, w), min(y + bh, h)
-        if x1 <= x0 or y1 <= y0:
-            continue
-        m = cv2.getAffineTransform(s, d - np.array([x0, y0], np.float32))
-        patch = cv2.warpAffine(image, m, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-        mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
-        cv2.fillConvexPoly(mask, np.round(d - [x0, y0]).astype(np.int32), 1, lineType=cv2.LINE_8)
-        region = out[y0:y1, x0:x1]
-        region[mask > 0] = patch[mask > 0]
+    tris = np.asarray(triangles, np.int64).reshape(-1, 3)
+    tris = tris[moved[tris].any(1)]
+    if len(tris) == 0:
+        return image.copy()
+    d, s = dst[tris], src[tris]  # (K, 3, 2)
+    x0, y0 = np.maximum(np.floor(d.reshape(-1, 2).min(0)).astype(int), 0)
+    x1, y1 = np.minimum(np.ceil(d.reshape(-1, 2).max(0)).astype(int) + 1, [w, h])
+    if x1 <= x0 or y1 <= y0:
+        return image.copy()
+    # Triangle id per pixel of the box (-1: outside every moving triangle; later triangles win on shared edges).
+    label = np.full((y1 - y0, x1 - x0), -1, np.int32)
+    for k, tri in enumerate(np.round(d - [x0, y0]).astype(np.int32)):
+        cv2.fillConvexPoly(label, tri, int(k))
+    # Inverse maps dst -> src for all triangles at once: [x y 1] @ A = [x' y'] (pinv: degenerate ones are harmless).
+    ones = np.ones((len(tris), 3, 1), np.float64)
+    a = np.linalg.pinv(np.concatenate([d.astype(np.float64), ones], axis=2)) @ s.astype(np.float64)  # (K, 3, 2)
+    gy, gx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+    map_x, map_y = gx.copy(), gy.copy()
+    inside = label >= 0
+    k = label[inside]
+    px, py = gx[inside], gy[inside]
+    map_x[inside] = px * a[k, 0, 0] + py * a[k, 1, 0] + a[k, 2, 0]
+    map_y[inside] = px * a[k, 0, 1] + py * a[k, 1, 1] + a[k, 2, 1]
+    out = image.copy()
+    out[y0:y1, x0:x1] = cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
     return out
 
 

@@ -1,10 +1,9 @@
 """``avdf generate`` end to end on Ray: manifests, failures, CSV, rerun retries only failures."""
 from __future__ import annotations
 
-import argparse
+import subprocess
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
 from generators.stage import GenerateParams, generate_recipe
@@ -14,22 +13,25 @@ from pipeline.manifest import read_clips, read_failures, write_manifest
 from pipeline.media import read_tags
 
 
-@pytest.fixture
-def real_manifest(tmp_path, make_clip) -> Path:
-    root = tmp_path / "corpus"
+@pytest.fixture(scope="module")
+def real_manifest(tmp_path_factory) -> Path:
+    """3 identities x 2 talking clips, plus one identity whose files have no video stream."""
+    root = tmp_path_factory.mktemp("gen_stage") / "corpus"
     clips = []
     for i in range(3):
         for u in range(2):
             rel = f"id{i}/u{u}.mp4"
             (root / f"id{i}").mkdir(parents=True, exist_ok=True)
-            make_talking_clip(root / rel, seconds=0.8, size=128, seed=10 * i + u, f0=110 + 40 * i)
+            make_talking_clip(root / rel, seconds=0.6, size=128, seed=10 * i + u, f0=110 + 40 * i)
             clips.append(Clip(key=f"voxceleb2/id{i}/u{u}", corpus="voxceleb2", identity=f"id{i}",
                               video_id=f"id{i}/v{u}", path=rel))
-    # One identity whose file has no video stream: its fakes must fail cleanly, the rest go on.
-    blank = make_clip("novideo.mp4", duration=0.8, video=False)
+    # Its fakes must fail cleanly (no face to forge), the rest go on.
     (root / "id3").mkdir()
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+                    "sine=frequency=440:sample_rate=16000:duration=0.6", "-c:a", "aac", str(root / "id3/u0.mp4")],
+                   check=True)
+    (root / "id3/u1.mp4").write_bytes((root / "id3/u0.mp4").read_bytes())
     for u in range(2):
-        blank.rename(root / f"id3/u{u}.mp4") if u == 0 else (root / "id3/u1.mp4").write_bytes((root / "id3/u0.mp4").read_bytes())
         clips.append(Clip(key=f"voxceleb2/id3/u{u}", corpus="voxceleb2", identity="id3", video_id=f"id3/v{u}",
                           path=f"id3/u{u}.mp4"))
     write_manifest(clips, root / "manifest.parquet")

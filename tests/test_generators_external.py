@@ -7,7 +7,6 @@ controlled ways when STANDIN_MODE asks: crash, sleep (timeout), short output.
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -159,7 +158,7 @@ def test_missing_checkout_or_checkpoint_fails_before_work(tmp_path):
                                         ("short", "lasts 0.4")])
 def test_tool_failures_carry_stderr(mode, match, tmp_path, media, monkeypatch):
     checkout = make_checkout(tmp_path / "w2l", Wav2LipExternal)
-    gen = Wav2LipExternal(checkout=checkout, timeout_s=3)
+    gen = Wav2LipExternal(checkout=checkout, timeout_s=2)
     monkeypatch.setenv("STANDIN_MODE", mode)
     with pytest.raises(ExternalToolError, match=match) as err:
         gen(media["target"], media["driving"], tmp_path / "task")

@@ -35,6 +35,23 @@ def test_pairs_cross_and_self_from_another_utterance():
     assert all("id00002" not in (s.target.identity, s.cross.identity) for s in sel) and len(sel) == 3
 
 
+def test_max_targets_spreads_over_groups():
+    clips = [Clip.from_row({**c.to_row(), "ethnicity": f"group-{int(c.identity[2:]) % 3}",
+                            "gender": ("female", "male")[int(c.identity[2:]) // 3 % 2]})
+             for c in corpus(ids=12, utts=2)]
+    full = select_pairs(clips, seed=0)
+    capped = select_pairs(clips, seed=0, max_targets=6)
+    assert len(full) == 12 and len(capped) == 6
+    assert {(s.target.ethnicity, s.target.gender) for s in capped} == {(c.ethnicity, c.gender) for c in clips}
+    assert all(any(s.target.key == f.target.key and s.cross.key == f.cross.key for f in full) for s in capped)
+    assert [s.target.key for s in capped] == sorted(s.target.key for s in capped)
+    # Fewer targets than groups: every ethnicity first, and both genders among them.
+    three = select_pairs(clips, seed=0, max_targets=3)
+    assert {s.target.ethnicity for s in three} == {"group-0", "group-1", "group-2"}
+    assert {s.target.gender for s in three} == {"female", "male"}
+    assert len(select_pairs(clips, 0, max_targets=50)) == 12
+
+
 def test_cmdfd_two_fakes_per_generator_with_provenance(tmp_path):
     sel = select_pairs(corpus(), seed=0)
     tasks = plan_cmdfd(sel, tmp_path, "cmdfd")

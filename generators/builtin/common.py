@@ -56,9 +56,9 @@ class BuiltinGenerator(Generator):
     @property
     def backend(self):
         if self._backend is None:
-            from pipeline.faces import make_face_backend
+            from generators.face_geometry import shared_face_backend
 
-            self._backend = make_face_backend(self.face_backend_name)
+            self._backend = shared_face_backend(self.face_backend_name)
         return self._backend
 
     def describe(self) -> dict[str, Any]:

@@ -84,19 +84,31 @@ class FaceSwapLike(BuiltinGenerator):
                 out[t] = frame
                 continue
             aligned = _colour_transfer(aligned, frame, mask.astype(np.float32) / 255)
-            bx, by, bw, bh = cv2.boundingRect(mask)
-            try:
-                blended = cv2.seamlessClone(np.ascontiguousarray(aligned), np.ascontiguousarray(frame), mask,
-                                            (bx + bw // 2, by + bh // 2), cv2.NORMAL_CLONE)
-            except cv2.error:
-                blended = frame
-            if self.reenact:
-                feather = cv2.GaussianBlur(mask.astype(np.float32) / 255, (0, 0), max(1.0, 0.02 * w))[..., None]
-                blended = np.clip(blended * feather + frame * (1 - feather), 0, 255).astype(np.uint8)
-            out[t] = blended
+            out[t] = self._blend(aligned, frame, mask)
         return self.write(out, inp.audio, workdir, source_keys, source_video=Path(source_video).name)
+
+    def _blend(self, face: np.ndarray, frame: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Poisson-blend ``face`` into ``frame`` inside ``mask`` (uint8, 0/255); the smooth
+        variant then feathers the seam with a soft alpha."""
+        import cv2
+
+        bx, by, bw, bh = cv2.boundingRect(mask)
+        try:
+            # seamlessClone writes into the mask it is given (OpenCV 4.11): hand it a copy,
+            # or the feather below is built from a mostly erased mask and keeps the target.
+            blended = cv2.seamlessClone(np.ascontiguousarray(face), np.ascontiguousarray(frame), mask.copy(),
+                                        (bx + bw // 2, by + bh // 2), cv2.NORMAL_CLONE)
+        except cv2.error:
+            return frame
+        if not self.reenact:
+            return blended
+        feather = cv2.GaussianBlur(mask.astype(np.float32) / 255, (0, 0), max(1.0, 0.02 * frame.shape[1]))[..., None]
+        return np.clip(blended * feather + frame * (1 - feather), 0, 255).astype(np.uint8)
 
 
 class FaceSwapSmooth(FaceSwapLike):
     name = "faceswap-smooth"
+    # 2: the feathered blend no longer reads the mask seamlessClone clobbered (version 1
+    # left the target's face nearly unchanged).
+    version = "2"
     reenact = True

@@ -71,9 +71,9 @@ class Audio2HeadExternal(ExternalTool):
         import cv2
 
         from generators.builtin.talking_head import first_face_frame, square_face_crop
-        from pipeline.faces import make_face_backend
+        from generators.face_geometry import shared_face_backend
 
-        frame, lm = first_face_frame(Path(target_video), make_face_backend(self.face_backend_name))
+        frame, lm = first_face_frame(Path(target_video), shared_face_backend(self.face_backend_name))
         crop, _ = square_face_crop(frame, lm, 256)
         img = out_dir / "face.jpg"
         cv2.imwrite(str(img), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
@@ -119,9 +119,9 @@ class MakeItTalkExternal(ExternalTool):
         import shutil
 
         from generators.builtin.talking_head import first_face_frame, square_face_crop
-        from pipeline.faces import make_face_backend
+        from generators.face_geometry import shared_face_backend
 
-        frame, lm = first_face_frame(Path(target_video), make_face_backend(self.face_backend_name))
+        frame, lm = first_face_frame(Path(target_video), shared_face_backend(self.face_backend_name))
         crop, _ = square_face_crop(frame, lm, 256)
         examples = run / "examples"
         cv2.imwrite(str(examples / "face.jpg"), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))

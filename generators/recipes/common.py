@@ -99,7 +99,8 @@ def select_pairs(clips: Sequence[Clip], seed: int, *, targets_per_identity: int 
                  voiced: dict[str, float] | None = None, min_voiced_fraction: float = 0.0) -> list[Selection]:
     """For each clear-speech identity, ``targets_per_identity`` target clips, each with
     a cross-identity audio clip (another clear-speech identity) and a self audio clip
-    (the same identity, another utterance: another video when it has one)."""
+    (the same identity, another utterance: another video when it has one).
+    ``max_targets`` caps the selection, spread over the (ethnicity, gender) groups."""
     real = sorted((c for c in clips if c.label == 0), key=lambda c: c.key)
     by_id: dict[str, list[Clip]] = defaultdict(list)
     for c in real:
@@ -122,9 +123,38 @@ def select_pairs(clips: Sequence[Clip], seed: int, *, targets_per_identity: int 
             pool = other_video or rest
             self_audio = pool[rng.integers(len(pool))] if pool else None
             out.append(Selection(target, cross, self_audio))
-            if max_targets is not None and len(out) >= max_targets:
-                return out
+    if max_targets is not None and len(out) > max_targets:
+        out = spread_over_groups(out, max_targets)
     return out
+
+
+def spread_over_groups(selections: Sequence[Selection], n: int) -> list[Selection]:
+    """``n`` of ``selections`` spread over the targets' ethnicity groups first, then gender.
+
+    A capped corpus must still have fakes in every group the split protocols
+    use (a prefix of sorted identities would cover only the first groups):
+    picks go round-robin over ethnicities, and each ethnicity alternates its
+    genders (starting at a different one per ethnicity, so both genders show
+    up even when ``n`` only covers each ethnicity once). Input order is kept.
+    """
+    by_eth: dict[str, dict[str, list[Selection]]] = defaultdict(lambda: defaultdict(list))
+    for s in selections:
+        by_eth[s.target.ethnicity or ""][s.target.gender or ""].append(s)
+    queues: list[list[Selection]] = []
+    for i, eth in enumerate(sorted(by_eth)):
+        genders = sorted(by_eth[eth])
+        genders = genders[i % len(genders):] + genders[: i % len(genders)]
+        interleaved: list[Selection] = []
+        while any(by_eth[eth][g] for g in genders):
+            interleaved += [by_eth[eth][g].pop(0) for g in genders if by_eth[eth][g]]
+        queues.append(interleaved)
+    picked: list[Selection] = []
+    while len(picked) < n and any(queues):
+        for q in queues:
+            if q and len(picked) < n:
+                picked.append(q.pop(0))
+    order = {id(s): i for i, s in enumerate(selections)}
+    return sorted(picked, key=lambda s: order[id(s)])
 
 
 def base_fields(target: Clip, corpus: str, key: str, *, method: str, video_fake: bool, audio_fake: bool,
