@@ -13,6 +13,7 @@ BENCHES: dict[str, str] = {
     "detectors": "benchmark.perf.detectors",
     "generators": "benchmark.perf.generators",
     "loader": "benchmark.perf.loader",
+    "preprocess": "benchmark.perf.preprocess",
 }
 
 
