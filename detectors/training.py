@@ -42,6 +42,7 @@ class TrainParams:
     loop: dict[str, Any] = field(default_factory=dict)  # LoopParams keys for every detector
     per_detector: dict[str, dict[str, Any]] = field(default_factory=dict)  # LoopParams keys per detector
     detector_config: dict[str, dict[str, Any]] = field(default_factory=dict)  # config overrides per detector
+    segments_per_epoch: int | None = None  # None: one pass over the train clips' non-overlapping segments
     segments_per_clip: int = 2  # segments cut from a clip per visit (amortises reading it)
     balanced: bool = True  # equal expected segments per class
     num_workers: int = 0
@@ -92,6 +93,7 @@ class ShardBatchSource:
         loader = TrainLoader(
             self.train_set, self.segments, batch_size=max(1, self.batch_size // world_size),
             num_workers=self.params.num_workers, seed=self.seed, balanced=self.params.balanced,
+            segments_per_epoch=self.params.segments_per_epoch,
             segments_per_clip=self.params.segments_per_clip, rank=rank, world_size=world_size,
         )
         loader.set_epoch(epoch)

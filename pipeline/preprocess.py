@@ -122,8 +122,8 @@ def preprocess_manifest(
 
 def run(args: argparse.Namespace) -> int:
     params_path = args.params if Path(args.params).exists() else None
-    result = preprocess_manifest(
+    # The runner logs the summary line (inputs -> done, up to date, failed).
+    preprocess_manifest(
         args.manifest, args.out, load_section("preprocess", params_path), load_section("ray", params_path), args.address
     )
-    print(result.summary())
     return 0
