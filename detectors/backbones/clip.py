@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any
 from detectors.backbones.errors import BackboneError
 from detectors.backbones.params import set_trainable
 from detectors.backbones.weights import (
+    instantiate,
     load_strict,
     local_path_or_none,
     read_hf_folder_weights,
     read_weight_file,
     resolve_model_id,
-    skip_init,
 )
 
 if TYPE_CHECKING:
@@ -66,15 +66,9 @@ def _preset(name: str) -> dict[str, Any]:
 
 def build_clip_vision(config: "CLIPVisionConfig", *, seed: int | None = None) -> "CLIPVisionModel":
     """A model of ``config``: random with ``seed``, uninitialised (to be loaded into) without."""
-    import torch
     from transformers import CLIPVisionModel
 
-    if seed is None:
-        with skip_init():
-            return CLIPVisionModel(config).eval()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return CLIPVisionModel(config).eval()
+    return instantiate(CLIPVisionModel, config, seed)
 
 
 def tiny_clip_vision(seed: int = TINY_SEED, **overrides: Any) -> "CLIPVisionModel":

@@ -4,7 +4,7 @@ from __future__ import annotations
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from detectors.backbones.errors import BackboneError, MissingWeights, WeightShapeMismatch
 
@@ -178,3 +178,15 @@ def skip_init():
     except ImportError:  # older / newer transformers without it
         return contextlib.nullcontext()
     return no_init_weights()
+
+
+def instantiate(model_cls: type, config: Any, seed: int | None) -> Any:
+    """``model_cls(config)`` in eval mode: random from ``seed``, or uninitialised (to be loaded into) without."""
+    import torch
+
+    if seed is None:
+        with skip_init():
+            return model_cls(config).eval()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return model_cls(config).eval()

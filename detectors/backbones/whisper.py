@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any
 from detectors.backbones.errors import BackboneError
 from detectors.backbones.params import set_trainable
 from detectors.backbones.weights import (
+    instantiate,
     load_strict,
     local_path_or_none,
     read_hf_folder_weights,
     read_weight_file,
     resolve_model_id,
-    skip_init,
     strip_prefix,
 )
 
@@ -67,17 +67,11 @@ def whisper_config(dims: dict[str, Any] | None = None, **overrides: Any) -> "Whi
 
 def build_whisper_encoder(dims: dict[str, Any] | "WhisperConfig", *, seed: int | None = None) -> "WhisperEncoder":
     """An encoder of ``dims``: random with ``seed``, uninitialised (to be loaded into) without."""
-    import torch
     from transformers import WhisperConfig
     from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
     config = dims if isinstance(dims, WhisperConfig) else whisper_config(dims)
-    if seed is None:
-        with skip_init():
-            return WhisperEncoder(config).eval()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return WhisperEncoder(config).eval()
+    return instantiate(WhisperEncoder, config, seed)
 
 
 def tiny_whisper_encoder(seed: int = TINY_SEED, **overrides: Any) -> "WhisperEncoder":
