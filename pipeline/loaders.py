@@ -1,4 +1,4 @@
-"""Data loaders over ``avdf shard`` output (WebDataset + ``torch.utils.data``).
+"""Data loaders over ``avdf shard`` output (WebDataset tars read at random + ``torch.utils.data``).
 
     from pipeline.loaders import SegmentSpec, TrainLoader, EvalLoader
     spec = SegmentSpec(num_frames=16, modalities=("face", "audio"), mel="truncated")
@@ -20,7 +20,7 @@ in ``loader.stats.corrupt``; a missing shard file is a ``ShardError``.
 """
 from __future__ import annotations
 
-from pipeline.loading.evaluate import EvalLoader, read_sample
+from pipeline.loading.evaluate import EvalLoader
 from pipeline.loading.format import INDEX_NAME, ShardError, read_index
 from pipeline.loading.segments import MODALITIES, SegmentSpec, collate_segments, log_mel
 from pipeline.loading.shardset import LoaderStats, ShardSet
@@ -28,5 +28,5 @@ from pipeline.loading.train import TrainLoader
 
 __all__ = [
     "EvalLoader", "INDEX_NAME", "LoaderStats", "MODALITIES", "SegmentSpec", "ShardError", "ShardSet",
-    "TrainLoader", "collate_segments", "log_mel", "read_index", "read_sample",
+    "TrainLoader", "collate_segments", "log_mel", "read_index",
 ]

@@ -92,6 +92,16 @@ def test_batch_layout(shards: Path) -> None:
     assert torch.allclose(floats * 255, batch["inputs"]["face"][:2].float())
 
 
+@pytest.mark.parametrize("size", [8, 48])
+def test_faces_are_resized_to_what_the_detector_consumes(shards: Path, size: int) -> None:
+    frames = {c["key"]: c["num_frames"] for c in CLIPS}
+    spec = SegmentSpec(modalities=("face", "audio"), face_size=size)
+    for loader in (EvalLoader(shards, spec, batch_size=4), TrainLoader(shards, spec, batch_size=4, segments_per_epoch=8)):
+        for batch in loader:
+            assert batch["inputs"]["face"].shape[-3:] == (3, size, size)
+            _check_alignment(batch, frames)  # frame t is a constant image of value t: resizing keeps it
+
+
 @pytest.mark.parametrize("mode,frames", [("truncated", 64), ("whisper30", 3000)])
 def test_mel_features_match_the_whisper_front_end(shards: Path, mode: str, frames: int) -> None:
     spec = SegmentSpec(modalities=(), mel=mode)

@@ -2,46 +2,21 @@
 
 Order = clips sorted by key, then segments by start frame, whatever ``num_workers``
 is. That is why this loader is map-style over clips rather than a shard stream:
-each worker reads one clip's byte span (from the index) out of its shard, parses
-it with WebDataset's tar iterator, and returns all its segments; the DataLoader
+each worker reads one clip's needed members out of its shard (``ClipReader``:
+the index's byte span, memory-mapped arrays) and returns all its segments; the DataLoader
 hands clips back in index order and the main process re-batches the segments.
 """
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from torch.utils.data import Dataset
 
-from pipeline.loading.segments import CorruptSample, SegmentSpec, collate_segments, decode_clip, make_segment
+from pipeline.loading.reader import ClipReader
+from pipeline.loading.segments import CorruptSample, SegmentSpec, collate_segments, make_segment
 from pipeline.loading.shardset import LoaderStats, ShardSet
-
-_END_OF_ARCHIVE = b"\0" * 1024
-
-
-def read_sample(shard: Path, offset: int, size: int, key: str) -> dict[str, Any]:
-    """One sample (member suffix → bytes, as WebDataset groups it) from its byte span in a shard."""
-    from webdataset.tariterators import base_plus_ext, tar_file_iterator
-
-    with open(shard, "rb") as f:
-        f.seek(offset)
-        span = f.read(size)
-    if len(span) != size:
-        raise CorruptSample(f"{shard}: ends before the span of {key} ({len(span)} of {size} bytes)")
-    sample: dict[str, Any] = {"__key__": key, "__url__": str(shard)}
-    try:
-        for member in tar_file_iterator(io.BytesIO(span + _END_OF_ARCHIVE)):
-            prefix, suffix = base_plus_ext(member["fname"])
-            if prefix != key:
-                raise CorruptSample(f"{shard}: member {member['fname']} inside the span of {key}")
-            sample[suffix] = member["data"]
-    except CorruptSample:
-        raise
-    except Exception as exc:  # tarfile.ReadError and friends: the span is not valid tar data
-        raise CorruptSample(f"{shard}: span of {key} is not readable tar data ({exc})") from None
-    return sample
 
 
 class EvalClips(Dataset):
@@ -57,6 +32,7 @@ class EvalClips(Dataset):
         # DDP: rank r scores clips r, r + world_size, ...; gather and sort by (key, segment) to merge.
         self.rows = shardset.rows[rank::world_size]
         self.stats = stats or LoaderStats()
+        self.reader = ClipReader(shardset.shard_dir)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -68,7 +44,7 @@ class EvalClips(Dataset):
         row = self.rows[i]
         shard = self.shardset.shard_dir / row["shard"]
         try:
-            clip = decode_clip(read_sample(shard, row["offset"], row["size"], row["key"]), self.spec)
+            clip = self.reader.clip(row, self.spec)
         except CorruptSample as exc:
             self.stats.skip_corrupt(f"{row['key']} in {shard}", exc)
             return []

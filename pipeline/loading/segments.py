@@ -8,14 +8,10 @@ and ``meta`` (key, video id, segment index to group scores back to videos).
 """
 from __future__ import annotations
 
-import io
-import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
-from pipeline.loading.format import JSON_MEMBER
 
 if TYPE_CHECKING:
     import torch
@@ -42,6 +38,8 @@ class SegmentSpec:
     samples → 64 frames, for encoders that slice their positional embeddings).
     ``face_float``: faces as float32 in [0, 1] instead of uint8 (uint8 moves 4× less
     data between loader workers; detectors can normalise on their device).
+    ``face_size``: RGB faces resized to this side in the loader (area averaging when
+    shrinking, bicubic when growing); ``None`` keeps the stored size.
     """
 
     num_frames: int = 16
@@ -50,6 +48,7 @@ class SegmentSpec:
     mel: str | None = None
     n_mels: int = 80
     face_float: bool = False
+    face_size: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "modalities", tuple(self.modalities))
@@ -60,6 +59,8 @@ class SegmentSpec:
             raise ValueError("SegmentSpec: asks for no modality and no mel features")
         if self.mel not in (None, *MEL_MODES):
             raise ValueError(f"SegmentSpec: mel must be None or one of {MEL_MODES}, got {self.mel!r}")
+        if self.face_size is not None and self.face_size < 1:
+            raise ValueError(f"SegmentSpec: face_size must be >= 1, got {self.face_size}")
         if self.num_frames < 1 or (self.hop is not None and self.hop < 1):
             raise ValueError(f"SegmentSpec: num_frames and hop must be >= 1, got {self.num_frames}, {self.hop}")
 
@@ -96,35 +97,6 @@ class DecodedClip:
     num_frames: int
 
 
-def decode_clip(sample: dict[str, Any], spec: SegmentSpec) -> DecodedClip:
-    """A WebDataset sample (member suffix → bytes) as arrays; CorruptSample when any needed member is bad."""
-    key = sample.get("__key__", "?")
-    try:
-        row = json.loads(sample[JSON_MEMBER])
-    except KeyError:
-        raise CorruptSample(f"{key}: sample has no .json member") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise CorruptSample(f"{key}.json: not valid JSON ({exc})") from None
-    if not isinstance(row, dict) or row.get("key") != key:
-        raise CorruptSample(f"{key}.json: is not this sample's Clip row")
-    arrays = {}
-    for name in spec.arrays():
-        member = f"{name}.npy"
-        if member not in sample:
-            raise CorruptSample(f"{key}: sample has no {member} member")
-        try:
-            arrays[name] = np.load(io.BytesIO(sample[member]), allow_pickle=False)
-        except Exception as exc:  # truncated or garbled .npy: numpy raises ValueError/EOFError/OSError
-            raise CorruptSample(f"{key}.{member}: not a readable .npy ({type(exc).__name__}: {exc})") from None
-    lengths = {n: (a.shape[0] // SAMPLES_PER_FRAME if n == "audio" else a.shape[0]) for n, a in arrays.items()}
-    if len(set(lengths.values())) > 1 or ("audio" in arrays and arrays["audio"].shape[0] % SAMPLES_PER_FRAME):
-        raise CorruptSample(f"{key}: arrays disagree on the number of frames {lengths}")
-    num_frames = next(iter(lengths.values()))
-    if num_frames < 1:
-        raise CorruptSample(f"{key}: clip has no frames")
-    return DecodedClip(key=key, row=row, arrays=arrays, num_frames=num_frames)
-
-
 def _window(array: np.ndarray, start: int, length: int) -> np.ndarray:
     """``array[start:start+length]`` as a copy (never a view that keeps the clip alive), edge-padded when short."""
     part = array[start : start + length]
@@ -148,7 +120,10 @@ def make_segment(clip: DecodedClip, start: int, spec: SegmentSpec, segment: int)
         if name == "audio":
             inputs["audio"] = torch.from_numpy(audio)
             continue
-        frames = torch.from_numpy(_window(clip.arrays[name], start, length))
+        window = _window(clip.arrays[name], start, length)
+        if name == "face" and spec.face_size and window.shape[1:3] != (spec.face_size, spec.face_size):
+            window = resize_frames(window, spec.face_size)
+        frames = torch.from_numpy(window)
         if name == "face":
             frames = frames.permute(0, 3, 1, 2)  # (T, H, W, 3) → (T, 3, H, W)
             if spec.face_float:
@@ -164,6 +139,15 @@ def make_segment(clip: DecodedClip, start: int, spec: SegmentSpec, segment: int)
         "targets": {name: int(bool(row[name])) for name in TARGETS},
         "meta": {"key": clip.key, "video_id": row["video_id"], "segment": segment, "start": start},
     }
+
+
+def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
+    """(T, H, W, C) uint8 frames -> (T, size, size, C): area averaging to shrink (no aliasing), bicubic to grow."""
+    import cv2
+
+    shrink = size < min(frames.shape[1:3])
+    interpolation = cv2.INTER_AREA if shrink else cv2.INTER_CUBIC
+    return np.stack([cv2.resize(f, (size, size), interpolation=interpolation) for f in frames])
 
 
 def log_mel(audio: np.ndarray, n_mels: int = 80, pad_to_30s: bool = True) -> "torch.Tensor":

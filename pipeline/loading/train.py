@@ -1,38 +1,28 @@
 """The training loader: shuffled, multi-worker, resampled epochs of random segments.
 
-Each worker (and DDP rank) streams shards drawn uniformly at random (a visit
-yields every wanted clip of the shard, so every clip is equally likely), reads only the wanted
-keys' members, cuts random segments and passes them through a shuffle buffer.
-An epoch is a fixed number of segments, split over ranks × workers; its
-randomness is a function of (seed, epoch, rank, worker), so a resumed run
-replays the same epochs.
+Each worker (and DDP rank) plans its share of the epoch from the index alone:
+it draws clips (uniformly, or class-balanced), ``segments_per_clip`` random
+start frames per drawn clip, and shuffles the plan; then it reads exactly those
+windows through ``ClipReader`` (memory-mapped members, only the modalities the
+spec asks for). An epoch is a fixed number of segments, split over ranks ×
+workers; its randomness is a function of (seed, epoch, rank, worker), so a
+resumed run replays the same epochs. A corrupt clip is skipped, counted, and
+not drawn again in that epoch.
 """
 from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from itertools import islice
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
 from torch.utils.data import IterableDataset
 
 from pipeline.loading.format import ShardError
-from pipeline.loading.segments import CorruptSample, SegmentSpec, collate_segments, decode_clip, make_segment
+from pipeline.loading.reader import ClipReader
+from pipeline.loading.segments import CorruptSample, SegmentSpec, collate_segments, make_segment
 from pipeline.loading.shardset import LoaderStats, ShardSet
-
-class _SelectMembers:
-    """WebDataset ``select_files``: only wanted keys' needed members are read from a tar."""
-
-    def __init__(self, keys: frozenset[str], suffixes: set[str]) -> None:
-        self.keys = keys
-        self.suffixes = suffixes
-
-    def __call__(self, fname: str) -> bool:
-        from webdataset.tariterators import base_plus_ext
-
-        key, suffix = base_plus_ext(fname)
-        return key in self.keys and suffix in self.suffixes
 
 
 class TrainSegments(IterableDataset):
@@ -47,14 +37,13 @@ class TrainSegments(IterableDataset):
         seed: int = 0,
         balanced: bool = False,
         segments_per_clip: int = 1,
-        shuffle_buffer: int = 64,
         rank: int = 0,
         world_size: int = 1,
         stats: LoaderStats | None = None,
     ) -> None:
         super().__init__()
-        if segments_per_epoch < 1 or segments_per_clip < 1 or shuffle_buffer < 1:
-            raise ValueError("segments_per_epoch, segments_per_clip and shuffle_buffer must be >= 1")
+        if segments_per_epoch < 1 or segments_per_clip < 1:
+            raise ValueError("segments_per_epoch and segments_per_clip must be >= 1")
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is not in [0, {world_size})")
         self.shardset = shardset
@@ -62,16 +51,15 @@ class TrainSegments(IterableDataset):
         self.segments_per_epoch = segments_per_epoch
         self.seed = seed
         self.segments_per_clip = segments_per_clip
-        self.shuffle_buffer = shuffle_buffer
         self.rank = rank
         self.world_size = world_size
         self.stats = stats or LoaderStats()
         self.epoch = 0
         counts = shardset.label_counts()
-        # Class-balanced: each class contributes the same expected number of segments.
-        self.class_weight = (
-            {label: len(shardset) / (len(counts) * n) for label, n in counts.items()} if balanced else None
-        )
+        # Class-balanced: each class is drawn equally often, whatever its number of clips.
+        self.weights = [
+            1.0 / counts[shardset.label_of[r["key"]]] if balanced else 1.0 for r in shardset.rows
+        ]
 
     def _stream(self) -> tuple[int, int]:
         from torch.utils.data import get_worker_info
@@ -84,60 +72,42 @@ class TrainSegments(IterableDataset):
         n = self.segments_per_epoch
         return n // streams + (stream < n % streams)
 
-    def _shard_urls(self, rng: random.Random, guard: dict[str, int]) -> Iterator[dict[str, str]]:
-        urls = self.shardset.urls()
-        # Every draw that produces no segment counts; many in a row means nothing is readable.
-        limit = 3 * len(urls) + 10
-        while True:
-            guard["draws_without_segment"] += 1
-            if guard["draws_without_segment"] > limit:
-                raise ShardError(
-                    f"{self.shardset.shard_dir}: {limit} shard reads in a row gave no usable sample "
-                    f"({self.stats.corrupt} corrupt so far); the selected shards look unreadable"
-                )
-            yield {"url": rng.choice(urls)}
-
-    def _handler(self, exn: Exception) -> bool:
-        self.stats.skip_corrupt("(tar stream)", exn)
-        return True
-
-    def _segments(self, samples: Iterator[dict[str, Any]], rng: random.Random, guard: dict[str, int]) -> Iterator[dict]:
-        for sample in samples:
-            key = sample["__key__"]
-            count = self.segments_per_clip
-            if self.class_weight is not None:
-                expected = count * self.class_weight[self.shardset.label_of[key]]
-                count = int(expected) + (rng.random() < expected - int(expected))
-            if count == 0:
-                continue  # decided before decoding: skipped majority-class clips cost no decode
-            try:
-                clip = decode_clip(sample, self.spec)
-            except CorruptSample as exc:
-                self.stats.skip_corrupt(f"{key} in {sample.get('__url__')}", exc)
-                continue
-            for _ in range(count):
-                start = rng.randint(0, self.spec.max_start(clip.num_frames))
-                guard["draws_without_segment"] = 0
-                yield make_segment(clip, start, self.spec, segment=-1)
+    def _plan(self, rng: random.Random, wanted: int, bad: set[int]) -> list[tuple[int, int]]:
+        """(clip index, start frame) pairs for ``wanted`` segments, shuffled; bad clips are never drawn."""
+        weights = [0.0 if i in bad else w for i, w in enumerate(self.weights)]
+        visits = -(-wanted // self.segments_per_clip)
+        drawn = rng.choices(range(len(weights)), cum_weights=list(accumulate(weights)), k=visits)
+        rows = self.shardset.rows
+        plan = [(i, rng.randint(0, self.spec.max_start(rows[i]["num_frames"])))
+                for i in drawn for _ in range(self.segments_per_clip)][:wanted]
+        rng.shuffle(plan)
+        return plan
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        import webdataset as wds
-
         stream, streams = self._stream()
         rng = random.Random(f"avdf-train/{self.seed}/{self.epoch}/{stream}/{streams}")
-        guard = {"draws_without_segment": 0}
-        suffixes = {"json"} | {f"{n}.npy" for n in self.spec.arrays()}
-        samples = wds.tarfile_to_samples(handler=self._handler, select_files=_SelectMembers(self.shardset.keys, suffixes))(
-            self._shard_urls(rng, guard)
-        )
-        segments = self._segments(samples, rng, guard)
+        reader = ClipReader(self.shardset.shard_dir)
+        rows = self.shardset.rows
         quota = self.quota(stream, streams)
-        # Never fill the buffer beyond the epoch: those segments would be read and thrown away.
-        bufsize = max(1, min(self.shuffle_buffer, quota))
-        shuffled = wds.shuffle(bufsize, initial=bufsize, rng=rng)(segments)
-        for segment in islice(shuffled, quota):
-            self.stats.add_segments(1)
-            yield segment
+        produced, bad = 0, set()
+        while produced < quota:
+            if len(bad) == len(rows):
+                raise ShardError(
+                    f"{self.shardset.shard_dir}: every selected clip gave no usable sample "
+                    f"({len(bad)} corrupt); the selected shards look unreadable"
+                )
+            for i, start in self._plan(rng, quota - produced, bad):
+                if i in bad:
+                    continue  # found corrupt earlier in this plan: replanned below
+                try:
+                    clip = reader.clip(rows[i], self.spec)
+                except CorruptSample as exc:
+                    bad.add(i)
+                    self.stats.skip_corrupt(f"{rows[i]['key']} in {self.shardset.shard_dir / rows[i]['shard']}", exc)
+                    continue
+                produced += 1
+                self.stats.add_segments(1)
+                yield make_segment(clip, start, self.spec, segment=-1)
 
 
 class TrainLoader:
@@ -159,7 +129,6 @@ class TrainLoader:
         seed: int = 0,
         balanced: bool = False,
         segments_per_clip: int = 1,
-        shuffle_buffer: int = 64,
         drop_last: bool = False,
         rank: int = 0,
         world_size: int = 1,
@@ -175,7 +144,7 @@ class TrainLoader:
         self.stats = LoaderStats()
         self.dataset = TrainSegments(
             self.shardset, self.spec, segments_per_epoch, seed=seed, balanced=balanced,
-            segments_per_clip=segments_per_clip, shuffle_buffer=shuffle_buffer, rank=rank,
+            segments_per_clip=segments_per_clip, rank=rank,
             world_size=world_size, stats=self.stats,
         )
         self.epoch = 0
