@@ -39,9 +39,12 @@ class GenerateParams:
     min_voiced_fraction: float = 0.3
     targets_per_identity: int = 1
     # Targets forged per recipe, spread over the (ethnicity, gender) groups; None: every clear-speech
-    # identity. 6 keeps the default studio run of both recipes to a few minutes on 2 cores
-    # (every CMDFD subset and FakeAVCeleb category still gets 6 fakes, every studio group a target).
-    max_targets: int | None = 6
+    # identity.
+    max_targets: int | None = None
+    # Methods (CMDFD) / categories (FakeAVCeleb) per target, rotating over targets; None: all, as
+    # released. Fewer per target spreads the same number of fakes over more identities, so an
+    # identity-disjoint split cannot be solved by recognising the few forged people.
+    methods_per_target: dict[str, int | None] = field(default_factory=dict)
     # CMDFD method -> registered generator (e.g. wav2lip: wav2lip-external to use the real tool).
     cmdfd_methods: dict[str, str] = field(default_factory=lambda: {
         "wav2lip": "wav2lip", "videoretalking": "videoretalking", "audio2head": "audio2head",
@@ -54,6 +57,13 @@ class GenerateParams:
     generator_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     face_backend: str = "mediapipe"
     timeout_s: float | None = 1800.0
+
+    def __post_init__(self) -> None:
+        for recipe, k in self.methods_per_target.items():
+            if recipe not in RECIPE_NAMES:
+                raise ConfigError(f"generate.methods_per_target: unknown recipe {recipe!r}; known: {list(RECIPE_NAMES)}")
+            if k is not None and (not isinstance(k, int) or k < 1):
+                raise ConfigError(f"generate.methods_per_target.{recipe}: must be an integer >= 1 or null, got {k!r}")
 
 
 RECIPE_NAMES = ("cmdfd", "fakeavceleb")
@@ -82,9 +92,10 @@ def plan(recipe: str, clips: list, media_root: Path, params: GenerateParams) -> 
                         f"speech (min_voiced_fraction={params.min_voiced_fraction})")
     corpus = output_corpus(recipe, real)
     if recipe == "cmdfd":
-        return plan_cmdfd(selections, media_root, corpus, params.cmdfd_methods)
+        return plan_cmdfd(selections, media_root, corpus, params.cmdfd_methods, params.methods_per_target.get(recipe))
     if recipe == "fakeavceleb":
-        return plan_fakeavceleb(selections, media_root, corpus, params.seed, params.fakeavceleb_generators)
+        return plan_fakeavceleb(selections, media_root, corpus, params.seed, params.fakeavceleb_generators,
+                                params.methods_per_target.get(recipe))
     raise ConfigError(f"generate.recipes: unknown recipe {recipe!r}; known: {list(RECIPE_NAMES)}")
 
 

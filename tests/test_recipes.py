@@ -5,6 +5,8 @@ import csv
 import json
 from pathlib import Path
 
+import pytest
+
 from generators.recipes.cmdfd import plan_cmdfd
 from generators.recipes.cmdfd_csv import COLUMNS, export_cmdfd_csv
 from generators.recipes.common import select_pairs
@@ -101,3 +103,33 @@ def test_cmdfd_csv_export(tmp_path):
     assert fake[0]["ID_Name"].startswith("wav2lip_Self+") and fake[0]["FPS"] == "25.0"
     a2h = [r for r in csv.DictReader(open(written["Audio2Head"])) if r["ID_Name"].startswith("Audio2Head+")]
     assert {(r["Identi_Label"], r["Sync_Label"]) for r in a2h} == {("0", "0")}
+
+
+def test_methods_per_target_rotates_and_balances(tmp_path):
+    from collections import Counter
+
+    sel = select_pairs(corpus(), seed=0)
+    cmdfd = plan_cmdfd(sel, tmp_path, "cmdfd", methods_per_target=1)
+    assert len(cmdfd) == len(sel) * 2  # one method per target, both audio drivers
+    per_target = Counter(json.loads(t.clip["extra"])["target_key"] for t in cmdfd)
+    assert set(per_target.values()) == {2}
+    methods = Counter(t.clip["method"] for t in cmdfd)
+    assert set(methods) == {"wav2lip", "videoretalking", "audio2head", "makeittalk"}
+    assert max(methods.values()) - min(methods.values()) <= 2
+    fav = plan_fakeavceleb(sel, tmp_path, "fakeavceleb", methods_per_target=2)
+    subsets = Counter(json.loads(t.clip["extra"])["subset"] for t in fav)
+    assert len(fav) == len(sel) * 2 and set(subsets) == {"RVFA", "FVRA-WL", "FVFA-FS", "FVFA-GAN", "FVFA-WL"}
+    # the rotation keeps each kept fake identical to the one the full recipe plans
+    full = {t.key: t.clip for t in plan_fakeavceleb(sel, tmp_path, "fakeavceleb")}
+    assert all(full[t.key] == t.clip for t in fav)
+    assert len(plan_cmdfd(sel, tmp_path, "cmdfd", methods_per_target=None)) == len(sel) * 8
+
+
+def test_methods_per_target_is_checked():
+    from generators.stage import GenerateParams
+    from pipeline.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown recipe 'kodf'"):
+        GenerateParams(methods_per_target={"kodf": 1})
+    with pytest.raises(ConfigError, match=r"methods_per_target\.cmdfd: must be an integer >= 1"):
+        GenerateParams(methods_per_target={"cmdfd": 0})

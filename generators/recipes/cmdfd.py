@@ -14,7 +14,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from generators.recipes.common import Selection, Step, Task, base_fields, clip_id, lip_sync_of, media_path
+from generators.recipes.common import (
+    Selection, Step, Task, base_fields, clip_id, lip_sync_of, media_path, rotating_choice,
+)
 from pipeline.clip import Clip
 
 # method -> (CMDFD subset, ID_Name prefix) for cross-identity audio; "_Self" variants add a suffix.
@@ -34,16 +36,19 @@ def subset_of(method: str, self_audio: bool) -> str:
 
 
 def plan_cmdfd(selections: Sequence[Selection], media_root: Path, corpus: str,
-               methods: Mapping[str, str] | None = None) -> list[Task]:
-    """Tasks for two fakes per (selected target, method): cross-identity and self audio."""
+               methods: Mapping[str, str] | None = None, methods_per_target: int | None = None) -> list[Task]:
+    """Tasks for two fakes per (selected target, method): cross-identity and self audio.
+
+    ``methods_per_target``: forge each target with only that many methods, rotating over
+    targets (None: every method, as released)."""
     methods = dict(methods or DEFAULT_METHODS)
     tasks: list[Task] = []
-    for sel in selections:
+    for index, sel in enumerate(selections):
         t = sel.target
         drivers: list[tuple[Clip, bool]] = [(sel.cross, False)]
         if sel.self_audio is not None:
             drivers.append((sel.self_audio, True))
-        for method, generator in methods.items():
+        for method, generator in rotating_choice(list(methods.items()), index, methods_per_target):
             sync = lip_sync_of(generator)
             for audio_clip, is_self in drivers:
                 pair = f"{clip_id(t)}--{clip_id(audio_clip)}"

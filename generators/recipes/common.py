@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.clip import Clip, safe_id
+from pipeline.errors import ConfigError
 
 PREV = "@prev"
 
@@ -155,6 +156,16 @@ def spread_over_groups(selections: Sequence[Selection], n: int) -> list[Selectio
                 picked.append(q.pop(0))
     order = {id(s): i for i, s in enumerate(selections)}
     return sorted(picked, key=lambda s: order[id(s)])
+
+
+def rotating_choice(options: Sequence[Any], index: int, k: int | None) -> list[Any]:
+    """``k`` of ``options`` for the ``index``-th target, rotating so that consecutive targets
+    cover every option equally often (None or k >= len: all of them, in order)."""
+    if k is None or k >= len(options):
+        return list(options)
+    if k < 1:
+        raise ConfigError(f"methods_per_target must be >= 1 or null, got {k}")
+    return [options[(index * k + j) % len(options)] for j in range(k)]
 
 
 def base_fields(target: Clip, corpus: str, key: str, *, method: str, video_fake: bool, audio_fake: bool,

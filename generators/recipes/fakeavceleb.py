@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from generators.recipes.common import PREV, Selection, Step, Task, base_fields, clip_id, media_path
+from generators.recipes.common import PREV, Selection, Step, Task, base_fields, clip_id, media_path, rotating_choice
 
 # Transcripts for the TTS voices when a clip carries none (studio clips carry theirs in extra).
 SENTENCES = (
@@ -44,11 +44,13 @@ def transcript_of(clip, rng: np.random.Generator) -> str:
 
 
 def plan_fakeavceleb(selections: Sequence[Selection], media_root: Path, corpus: str, seed: int = 0,
-                     generators: Mapping[str, str] | None = None) -> list[Task]:
+                     generators: Mapping[str, str] | None = None, methods_per_target: int | None = None) -> list[Task]:
+    """Tasks for the five FakeAVCeleb categories per selected target (``methods_per_target``:
+    only that many categories per target, rotating over targets; None: all five)."""
     g = {**DEFAULT_GENERATORS, **(generators or {})}
     rng = np.random.default_rng(seed + 1)
     tasks: list[Task] = []
-    for sel in selections:
+    for index, sel in enumerate(selections):
         t, other = sel.target, sel.cross
         tv, ov = media_path(t, media_root), media_path(other, media_root)
 
@@ -70,18 +72,22 @@ def plan_fakeavceleb(selections: Sequence[Selection], media_root: Path, corpus: 
                                extra=extra)
             tasks.append(Task(key, steps, f"media/{pair}/{variant}.mp4", clip, t.key))
 
-        text = transcript_of(t, rng)
-        add("rtvc", "RVFA", [Step(g["voice"], tv, tv, text=text)],
-            video_fake=False, audio_fake=True, audio_clip=t, sync=False)
-        add("wav2lip", "FVRA-WL", [Step(g["lipsync"], tv, ov)],
-            video_fake=True, audio_fake=False, audio_clip=other, sync=True)
+        text = transcript_of(t, rng)  # drawn for every target, so a rotation does not shift the others
         fake_voice = Step(g["voice"], tv, ov)  # another identity's speech, voice-converted
-        add("faceswap-wav2lip", "FVFA-FS",
-            [fake_voice, Step(g["faceswap"], PREV, PREV, source_video=ov), Step(g["lipsync"], PREV, PREV)],
-            video_fake=True, audio_fake=True, audio_clip=other, sync=True, face_source=other)
-        add("fsgan-wav2lip", "FVFA-GAN",
-            [fake_voice, Step(g["faceswap_gan"], PREV, PREV, source_video=ov), Step(g["lipsync"], PREV, PREV)],
-            video_fake=True, audio_fake=True, audio_clip=other, sync=True, face_source=other)
-        add("rtvc-wav2lip", "FVFA-WL", [fake_voice, Step(g["lipsync"], PREV, PREV)],
-            video_fake=True, audio_fake=True, audio_clip=other, sync=True)
+        variants = [
+            ("rtvc", "RVFA", [Step(g["voice"], tv, tv, text=text)],
+             dict(video_fake=False, audio_fake=True, audio_clip=t, sync=False)),
+            ("wav2lip", "FVRA-WL", [Step(g["lipsync"], tv, ov)],
+             dict(video_fake=True, audio_fake=False, audio_clip=other, sync=True)),
+            ("faceswap-wav2lip", "FVFA-FS",
+             [fake_voice, Step(g["faceswap"], PREV, PREV, source_video=ov), Step(g["lipsync"], PREV, PREV)],
+             dict(video_fake=True, audio_fake=True, audio_clip=other, sync=True, face_source=other)),
+            ("fsgan-wav2lip", "FVFA-GAN",
+             [fake_voice, Step(g["faceswap_gan"], PREV, PREV, source_video=ov), Step(g["lipsync"], PREV, PREV)],
+             dict(video_fake=True, audio_fake=True, audio_clip=other, sync=True, face_source=other)),
+            ("rtvc-wav2lip", "FVFA-WL", [fake_voice, Step(g["lipsync"], PREV, PREV)],
+             dict(video_fake=True, audio_fake=True, audio_clip=other, sync=True)),
+        ]
+        for variant, subset, steps, kwargs in rotating_choice(variants, index, methods_per_target):
+            add(variant, subset, steps, **kwargs)
     return tasks
