@@ -138,10 +138,10 @@ class AVPrompt(Detector):
     def inputs(self) -> InputSpec:
         c = self.config
         if c.branches == "visual":
-            return InputSpec(("face",), c.num_frames)
+            return InputSpec(("face",), c.num_frames, face_size=c.image_size)
         if c.branches == "audio":
             return InputSpec(("mel",), c.num_frames, mel="truncated")
-        return InputSpec(("face", "mel"), c.num_frames, mel="truncated")
+        return InputSpec(("face", "mel"), c.num_frames, mel="truncated", face_size=c.image_size)
 
     def train(self, mode: bool = True) -> "AVPrompt":
         super().train(mode)

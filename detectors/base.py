@@ -33,6 +33,9 @@ class InputSpec:
     modalities: tuple[str, ...]  # subset of MODALITIES
     num_frames: int = 16  # frames per segment (25 fps); audio window = num_frames * 640 samples
     mel: str | None = None  # None | "whisper30" (padded to 30 s) | "truncated" (segment only)
+    # RGB face side the model consumes; the loader resizes (area-averaged) so that
+    # detectors never interpolate full-size frames themselves. None: as stored (224 px).
+    face_size: int | None = None
 
     def __post_init__(self) -> None:
         unknown = set(self.modalities) - set(MODALITIES)
@@ -40,6 +43,8 @@ class InputSpec:
             raise ValueError(f"unknown modalities {sorted(unknown)}; known: {MODALITIES}")
         if ("mel" in self.modalities) != (self.mel is not None):
             raise ValueError("'mel' in modalities and InputSpec.mel must be set together")
+        if self.face_size is not None and self.face_size < 8:
+            raise ValueError(f"InputSpec.face_size must be >= 8 px, got {self.face_size}")
 
 
 class Detector(nn.Module):

@@ -46,7 +46,7 @@ class VideoBaseline(Detector):
 
     name = "video-baseline"
     Config = VideoBaselineConfig
-    PRESETS = {"tiny": {}, "paper": {"frame_size": 224, "width": 32, "depth": 5}}
+    PRESETS = {"tiny": {"frame_size": 64}, "paper": {"frame_size": 224, "width": 32, "depth": 5}}
     MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
     STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
 
@@ -59,7 +59,7 @@ class VideoBaseline(Detector):
 
     @property
     def inputs(self) -> InputSpec:
-        return InputSpec(("face",), self.config.num_frames)
+        return InputSpec(("face",), self.config.num_frames, face_size=self.config.frame_size)
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         face = inputs["face"]  # (B, T, 3, H, W) uint8

@@ -145,8 +145,8 @@ class CAD(Detector):
     @property
     def inputs(self) -> InputSpec:
         if self.config.only_video:
-            return InputSpec(("face",), self.config.num_frames)
-        return InputSpec(("face", "mel"), self.config.num_frames, mel=self.config.mel)
+            return InputSpec(("face",), self.config.num_frames, face_size=self.config.image_size)
+        return InputSpec(("face", "mel"), self.config.num_frames, mel=self.config.mel, face_size=self.config.image_size)
 
     def train(self, mode: bool = True) -> "CAD":
         super().train(mode)

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pipeline.config import load_section
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -69,6 +72,7 @@ def input_spec_to_segments(spec: Any) -> Any:
         num_frames=spec.num_frames,
         modalities=tuple(m for m in spec.modalities if m != "mel") or ("audio",),
         mel=spec.mel,
+        face_size=getattr(spec, "face_size", None),
     )
 
 
@@ -104,6 +108,24 @@ class ShardBatchSource:
 
         return EvalLoader(self.val_set, self.segments, batch_size=self.params.eval_batch_size,
                           num_workers=self.params.num_workers)
+
+
+def warn_if_upsampled(shardset: Any, spec: Any) -> None:
+    """Say so when the shards hold smaller faces than the detector consumes (they get upsampled)."""
+    from pipeline.loading.reader import ClipReader
+    from pipeline.loading.segments import CorruptSample
+
+    want = getattr(spec, "face_size", None)
+    if not want or "face" not in spec.modalities:
+        return
+    try:
+        stored = ClipReader(shardset.shard_dir).array(shardset.rows[0], "face").shape[1]
+    except CorruptSample:
+        return  # the loader reports corrupt clips itself
+    if stored < want:
+        log.warning("faces in %s are %d px but the detector consumes %d px: they are upsampled (set "
+                    "preprocess.face_size: %d and rebuild the shards for the real thing)",
+                    shardset.shard_dir, stored, want, want)
 
 
 def build_detector(name: str, preset: str, overrides: dict[str, Any], ablation: str | None = None) -> Any:
@@ -171,6 +193,7 @@ def train(detector_name: str, protocol_name: str, shard_dir: Path, out: Path, pa
     loop = loop_params_for(model, params)
     source = ShardBatchSource(shard_dir, input_spec_to_segments(model.inputs), fold.train, fold.val,
                               loop.batch_size, params, loop.seed)
+    warn_if_upsampled(source.train_set, model.inputs)
     identity = {"protocol": protocol.identity(), "fold": fold.name, "preset": preset, "ablation": ablation,
                 "detector_spec": detector_name}
     d_hash = data_hash(shard_dir, fold)
