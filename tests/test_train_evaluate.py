@@ -110,6 +110,28 @@ def test_evaluate_writes_scores_and_metrics_and_labels_never_reach_the_detector(
     assert SEEN_INPUTS and all(seen == {"face"} for seen in SEEN_INPUTS)
 
 
+def test_evaluate_a_folder_scores_every_run_below_it(shards, trained, tmp_path):
+    import shutil
+
+    from benchmark.cli import main
+
+    models = tmp_path / "models" / "spy"
+    for run in ("studio-intra-group/main", "studio-intra-group/again"):
+        shutil.copytree(trained, models / run)
+    (tmp_path / "params.yaml").write_text("evaluate: {bootstrap: 20}\n")
+    summary = tmp_path / "metrics.json"
+    assert main(["--params", str(tmp_path / "params.yaml"), "evaluate", "--checkpoint", str(models), "--data",
+                 str(shards), "--out", str(tmp_path / "results"), "--summary", str(summary)]) == 0
+    got = json.loads(summary.read_text())
+    assert sorted(got) == ["studio-intra-group/again", "studio-intra-group/main"]
+    assert all(set(runs) == {"main"} and runs["main"]["auc"] == 1.0 for runs in got.values())
+    for run in got:
+        assert (tmp_path / "results" / run / "main" / "metrics.json").exists()
+    (tmp_path / "empty").mkdir()
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "empty"), "--data", str(shards), "--out",
+                 str(tmp_path / "r2")]) == 2
+
+
 def test_evaluate_refuses_a_checkpoint_for_another_detector_or_protocol(shards, trained, tmp_path):
     from benchmark.evaluate import EvaluateParams, evaluate_checkpoint
     from detectors.loop import CheckpointMismatch

