@@ -12,12 +12,15 @@ each segment only: targets and metadata are kept out of ``predict``.
 from __future__ import annotations
 
 import argparse
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pipeline.config import load_section
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -90,9 +93,13 @@ def weights_sha256(checkpoint: Path) -> str:
 
 def evaluate_checkpoint(checkpoint: Path, shard_dir: Path, out: Path, params: EvaluateParams,
                         detector: str | None = None, protocol_name: str | None = None,
-                        fold_name: str | None = None) -> list[Path]:
-    """Write ``out/<fold>/{scores.parquet,metrics.json}`` for each fold scored; return the metrics paths."""
-    from benchmark.protocols import load_protocol
+                        fold_name: str | None = None, skipped: dict[str, str] | None = None) -> list[Path]:
+    """Write ``out/<fold>/{scores.parquet,metrics.json}`` for each fold scored; return the metrics paths.
+
+    A fold the data cannot fill (no fake or no real test clip) is skipped with a warning and,
+    when ``skipped`` is given, recorded there with the reason; the trained or a named fold must work.
+    """
+    from benchmark.protocols import ProtocolError, load_protocol
     from benchmark.results import DetectorInfo, score_predictions, video_level, write_scored
     from detectors.loop import CheckpointMismatch, resolve_device
     from detectors.training import input_spec_to_segments
@@ -114,14 +121,22 @@ def evaluate_checkpoint(checkpoint: Path, shard_dir: Path, out: Path, params: Ev
             f"which differs from {name} v{protocol.version} ({protocol.hash[:12]})"
         )
     clips = read_manifest(shard_dir / CLIPS_NAME)
-    splits = protocol.split(clips)
-    trained_fold = splits.fold(ckpt["fold"]) if ckpt.get("fold") else None
+    trained_fold = protocol.split(clips, folds=[ckpt["fold"]]).fold(ckpt["fold"]) if ckpt.get("fold") else None
     if fold_name is not None:
-        folds = [splits.fold(fold_name)]
-    elif trained_fold is not None:
-        folds = [f for f in splits.folds.values() if f.training_id == trained_fold.training_id]
+        folds = [protocol.split(clips, folds=[fold_name]).fold(fold_name)]
     else:
-        folds = list(splits.folds.values())
+        folds = []
+        for name in protocol.folds:
+            try:
+                fold = protocol.split(clips, folds=[name]).fold(name)
+            except ProtocolError as exc:
+                # e.g. a CMDFD subset without fakes on this corpus' test side: the other folds still count
+                log.warning("evaluate: %s fold %s skipped: %s", protocol.name, name, exc)
+                if skipped is not None:
+                    skipped[name] = str(exc)
+                continue
+            if trained_fold is None or fold.training_id == trained_fold.training_id:
+                folds.append(fold)
     for fold in folds:
         if trained_fold is not None and fold.training_id != trained_fold.training_id:
             raise CheckpointMismatch(
@@ -175,15 +190,19 @@ def run(args: argparse.Namespace) -> int:
         runs = {"": args.checkpoint}
     summary: dict[str, Any] = {}
     for name, checkpoint in runs.items():
-        per_fold = {}
+        per_fold: dict[str, Any] = {}
+        skipped: dict[str, str] = {}
         for path in evaluate_checkpoint(checkpoint, args.data, args.out / name, params, args.detector,
-                                        args.protocol, args.fold):
+                                        args.protocol, args.fold, skipped):
             result = json.loads(path.read_text())
             overall = result["metrics"].get("overall", {})
             per_fold[result["fold"]] = {k: overall.get(k) for k in SUMMARY_METRICS}
             shown = ", ".join(f"{k.upper()} {overall[k]:.3f}" if overall.get(k) is not None else f"{k.upper()} n/a"
                               for k in SUMMARY_METRICS)
             print(f"evaluate {result['protocol']['name']} fold {result['fold']}: {shown} -> {path}")
+        for fold, reason in skipped.items():
+            per_fold[fold] = {"skipped": reason}
+            print(f"evaluate fold {fold}: skipped ({reason})")
         if name:
             summary[name] = per_fold
         else:
