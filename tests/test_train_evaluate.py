@@ -199,3 +199,35 @@ def test_readme_plugin_detector_is_ranked_end_to_end(shards, tmp_path):
     run("leaderboard", "results", "--out", "board")
     board = (tmp_path / "board" / "leaderboard.md").read_text()
     assert "my-detector" in board and "studio" in board
+
+
+def test_evaluate_skips_a_fold_the_data_cannot_fill(tmp_path):
+    """Cross-dataset with only W2L-style fakes forged: W2L is scored, every other subset is skipped and recorded."""
+    from benchmark.cli import main
+
+    clips = []
+    for g, group in enumerate(GROUPS):
+        for i in range(2):
+            ident = f"s{g}{i}"
+            common = dict(identity=ident, ethnicity=group, gender="female" if i else "male", num_frames=32)
+            clips.append(dict(key=f"studio/{ident}-u1", video_id=f"{ident}-v1", arrays=_arrays(False, g * 10 + i), **common))
+            clips.append(dict(key=f"studio-fakeavceleb/{ident}-u1--x/wav2lip", video_id=f"{ident}-v1", video_fake=True,
+                              method="wav2lip", extra=json.dumps({"recipe": "fakeavceleb"}),
+                              arrays=_arrays(True, g * 10 + i + 5), **common))
+            clips.append(dict(key=f"studio-cmdfd/{ident}-u1--y/wav2lip", video_id=f"{ident}-v1", video_fake=True,
+                              method="wav2lip", self_audio=False, extra=json.dumps({"recipe": "cmdfd", "subset": "W2L"}),
+                              arrays=_arrays(True, g * 10 + i + 7), **common))
+    manifest = write_synthetic_corpus(tmp_path / "corpus", clips, SIZES)
+    write_shards(manifest, tmp_path / "shards", sizes=CropSizes(*SIZES), progress=False)
+    params = TrainParams(loop={"epochs": 1, "batch_size": 4},
+                         detector_config={"plugin_detectors:SpyDetector": {"frame_size": 32, "width": 8, "depth": 2}})
+    train("plugin_detectors:SpyDetector", "studio-cross-dataset", tmp_path / "shards", tmp_path / "run", params, "W2L")
+    (tmp_path / "params.yaml").write_text("evaluate: {bootstrap: 10}\n")
+    summary = tmp_path / "metrics.json"
+    assert main(["--params", str(tmp_path / "params.yaml"), "evaluate", "--checkpoint", str(tmp_path / "run" / "best.pt"),
+                 "--data", str(tmp_path / "shards"), "--out", str(tmp_path / "results"), "--summary", str(summary)]) == 0
+    got = json.loads(summary.read_text())
+    assert "auc" in got["W2L"] and (tmp_path / "results" / "W2L" / "metrics.json").exists()
+    skipped = {fold for fold, m in got.items() if "skipped" in m}
+    assert skipped == {"W2L_S", "VRT", "VRT_S", "A2H", "A2H_S", "MIT", "MIT_S"}
+    assert "no fake clips" in got["MIT"]["skipped"] and not (tmp_path / "results" / "MIT").exists()
