@@ -200,9 +200,7 @@ def run(args: argparse.Namespace) -> int:
             shown = ", ".join(f"{k.upper()} {overall[k]:.3f}" if overall.get(k) is not None else f"{k.upper()} n/a"
                               for k in SUMMARY_METRICS)
             print(f"evaluate {result['protocol']['name']} fold {result['fold']}: {shown} -> {path}")
-        for fold, reason in skipped.items():
-            per_fold[fold] = {"skipped": reason}
-            print(f"evaluate fold {fold}: skipped ({reason})")
+        per_fold |= {fold: {"skipped": reason} for fold, reason in skipped.items()}  # logged when skipped
         if name:
             summary[name] = per_fold
         else:

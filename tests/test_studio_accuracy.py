@@ -1,58 +1,93 @@
-"""Every registered detector learns studio fakes: trained on some identities, clearly above chance
-on held-out ones (slow: builds a studio corpus, forges, preprocesses and shards it with the CLI).
+"""The paper detectors learn studio fakes: trained on some identities, clearly above chance on
+held-out ones (slow: builds the default studio corpus, forges, preprocesses and shards it with
+the CLI, then trains each detector through the one loop).
 
-The split is the studio-intra-group protocol (identity-disjoint: one ethnicity group for
-validation, one for test). "Clearly" = the bootstrap 95 % interval of the test AUC lies
-above 0.5, not just its point estimate.
+Split: identities of groups a and b train, group c validates (checkpoint selection), groups
+d and e test: no test identity is seen in training. Fakes are both recipes' (every identity is
+forged, so a model cannot pass by recognising forged people). "Clearly" = the bootstrap 95 %
+interval of the selected checkpoint's test AUC lies above 0.5, not just its point estimate.
+The budget (20 epochs of 128 segments) is larger than the default DAG's: the tiny random
+backbones need about a dozen epochs before the classifier moves (see the model cards).
 """
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
-
-from detectors.registry import DETECTORS
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
-PROTOCOL, FOLD = "studio-intra-group", "main"
+PAPER_DETECTORS = ["cad", "avprompt", "ecl"]
+PARTS = {"group-a": "train", "group-b": "train", "group-c": "val", "group-d": "test", "group-e": "test"}
+EPOCHS = 20
 
 
-def avdf(work: Path, *args: str, timeout: float = 1800) -> str:
+def avdf(work: Path, *args: str, timeout: float = 1800) -> None:
     out = subprocess.run([sys.executable, "-m", "benchmark.cli", *args], cwd=work, capture_output=True,
                          text=True, timeout=timeout)
     assert out.returncode == 0, f"avdf {' '.join(args)}:\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}"
-    return out.stdout
 
 
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The default studio profile's data (only the FakeAVCeleb-style recipe: the one the protocol reads)."""
+    """The default profile's data, built the way `dvc repro` builds it."""
     work = tmp_path_factory.mktemp("accuracy")
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["generate"]["recipes"] = ["fakeavceleb"]
-    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (work / "params.yaml").write_text((REPO / "params.yaml").read_text())
     avdf(work, "fetch", "studio", "--out", "studio")
     avdf(work, "generate", "--manifest", "studio/manifest.parquet", "--out", "generated")
-    avdf(work, "preprocess", "--manifest", "studio/manifest.parquet",
+    avdf(work, "preprocess", "--manifest", "studio/manifest.parquet", "--manifest", "generated/cmdfd/manifest.parquet",
          "--manifest", "generated/fakeavceleb/manifest.parquet", "--out", "preprocessed")
     avdf(work, "shard", "--manifest", "preprocessed/manifest.parquet", "--out", "shards")
     for modality in ("audio", "video"):
-        avdf(work, "teach", "--modality", modality, "--data", "shards", "--out", f"models/teachers/{modality}.pt")
+        avdf(work, "teach", "--modality", modality, "--data", "shards", "--out", f"teachers/{modality}.pt")
     return work
 
 
-@pytest.mark.parametrize("detector", DETECTORS.names())
+@pytest.mark.parametrize("detector", PAPER_DETECTORS)
 def test_detector_beats_chance_on_held_out_identities(studio: Path, detector: str) -> None:
-    models, results = studio / "models" / detector, studio / "results" / detector
-    avdf(studio, "train", detector, "--protocol", PROTOCOL, "--fold", FOLD, "--data", "shards", "--out", str(models))
-    avdf(studio, "evaluate", "--checkpoint", str(models / "best.pt"), "--data", "shards", "--out", str(results))
-    metrics = json.loads((results / FOLD / "metrics.json").read_text())
-    overall = metrics["overall"]
-    low, high = overall["ci"]["auc"]["low"], overall["ci"]["auc"]["high"]
-    assert low > 0.5, f"{detector}: test AUC {overall['auc']:.3f} [{low:.3f}, {high:.3f}] on held-out identities"
+    import dataclasses
+
+    import torch
+
+    from benchmark.evaluate import load_trained, segment_scores
+    from benchmark.metrics import bootstrap_ci, roc_auc
+    from detectors.loop import fit
+    from detectors.training import ShardBatchSource, TrainParams, build_detector, input_spec_to_segments, loop_params_for
+    from pipeline.config import load_section
+    from pipeline.loaders import EvalLoader
+    from pipeline.loading.format import CLIPS_NAME
+    from pipeline.manifest import read_clips
+
+    shards = studio / "shards"
+    clips = read_clips(shards / CLIPS_NAME)
+    keys = {part: [c.key for c in clips if PARTS[c.ethnicity] == part] for part in ("train", "val", "test")}
+    label = {c.key: int(c.label) for c in clips}
+    identities = {part: {c.identity for c in clips if c.key in set(ks)} for part, ks in keys.items()}
+    assert not identities["test"] & (identities["train"] | identities["val"])
+    assert {label[k] for k in keys["test"]} == {0, 1}
+
+    params: TrainParams = load_section("train", studio / "params.yaml")
+    config = {"teacher_audio": str(studio / "teachers/audio.pt"), "teacher_video": str(studio / "teachers/video.pt")}
+    model = build_detector(detector, "tiny", config if detector == "ecl" else {})
+    loop = dataclasses.replace(loop_params_for(model, params), epochs=EPOCHS, device="cpu")
+    source = ShardBatchSource(shards, input_spec_to_segments(model.inputs), keys["train"], keys["val"],
+                              loop.batch_size, params, loop.seed)
+    out = studio / "runs" / detector
+    fit(model, source, out, loop, progress=False)
+
+    model, _ = load_trained(out / "best.pt")
+    loader = EvalLoader(shards, input_spec_to_segments(model.inputs), keys=keys["test"], batch_size=16)
+    per_clip: dict[str, list[float]] = {}
+    for row in segment_scores(model, loader, torch.device("cpu")):
+        per_clip.setdefault(row["key"], []).append(row["score"])
+    y = [label[k] for k in per_clip]
+    s = [float(np.mean(v)) for v in per_clip.values()]
+    auc, ci = roc_auc(y, s), bootstrap_ci(y, s, 1000)["auc"]
+    print(f"{detector}: held-out identities AUC {auc:.3f} [{ci['low']:.3f}, {ci['high']:.3f}] on {len(y)} videos")
+    assert len(y) == len(keys["test"])
+    assert ci["low"] > 0.5, f"{detector}: test AUC {auc:.3f} [{ci['low']:.3f}, {ci['high']:.3f}] on held-out identities"
