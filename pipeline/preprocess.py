@@ -29,7 +29,8 @@ class PreprocessParams(PreprocessOptions):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--manifest", required=True, type=Path, nargs="+", help="input Clip manifest(s)")
+    parser.add_argument("--manifest", required=True, type=Path, nargs="+", action="extend",
+                        help="input Clip manifest(s); repeat the flag or list several after it")
     parser.add_argument("--out", required=True, type=Path, help="output folder")
     parser.add_argument("--address", help="Ray cluster address (default: params.yaml ray.address, else local)")
 

@@ -70,3 +70,13 @@ def test_ls_protocols_lists_versions():
     assert out.returncode == 0, out.stderr
     for name in ("intra-random", "intra-group", "cross-manipulation", "cross-dataset", "studio-intra-group"):
         assert name in out.stdout
+
+
+def test_preprocess_takes_manifests_listed_or_repeated():
+    from pathlib import Path
+
+    from benchmark.cli import build_parser
+
+    args = build_parser().parse_args(["preprocess", "--manifest", "a.parquet", "--manifest", "b.parquet",
+                                      "c.parquet", "--out", "o"])
+    assert args.manifest == [Path("a.parquet"), Path("b.parquet"), Path("c.parquet")]
