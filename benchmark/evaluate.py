@@ -126,14 +126,14 @@ def evaluate_checkpoint(checkpoint: Path, shard_dir: Path, out: Path, params: Ev
         folds = [protocol.split(clips, folds=[fold_name]).fold(fold_name)]
     else:
         folds = []
-        for name in protocol.folds:
+        for candidate in protocol.folds:
             try:
-                fold = protocol.split(clips, folds=[name]).fold(name)
+                fold = protocol.split(clips, folds=[candidate]).fold(candidate)
             except ProtocolError as exc:
                 # e.g. a CMDFD subset without fakes on this corpus' test side: the other folds still count
-                log.warning("evaluate: %s fold %s skipped: %s", protocol.name, name, exc)
+                log.warning("evaluate: %s fold %s skipped: %s", protocol.name, candidate, exc)
                 if skipped is not None:
-                    skipped[name] = str(exc)
+                    skipped[candidate] = str(exc)
                 continue
             if trained_fold is None or fold.training_id == trained_fold.training_id:
                 folds.append(fold)
