@@ -22,10 +22,9 @@ def _arrays(fake: bool, seed: int) -> dict:
     return arrays
 
 
-@pytest.fixture(scope="module")
-def shards(tmp_path_factory):
-    """Studio-shaped clips: 2 identities per group, each with a real clip and a FakeAVCeleb-style fake."""
-    root = tmp_path_factory.mktemp("corpus")
+def studio_clips(cmdfd_w2l: bool = False) -> list[dict]:
+    """Studio-shaped clips: 2 identities per group, each with a real clip and a FakeAVCeleb-style fake
+    (and, with ``cmdfd_w2l``, a CMDFD-style W2L fake)."""
     clips = []
     for g, group in enumerate(GROUPS):
         for i in range(2):
@@ -37,7 +36,19 @@ def shards(tmp_path_factory):
                 method="wav2lip", extra=json.dumps({"recipe": "fakeavceleb"}), arrays=_arrays(True, g * 10 + i + 5),
                 **common,
             ))
-    manifest = write_synthetic_corpus(root, clips, SIZES)
+            if cmdfd_w2l:
+                clips.append(dict(
+                    key=f"studio-cmdfd/{ident}-u1--y/wav2lip", video_id=f"{ident}-v1", video_fake=True,
+                    method="wav2lip", self_audio=False, extra=json.dumps({"recipe": "cmdfd", "subset": "W2L"}),
+                    arrays=_arrays(True, g * 10 + i + 7), **common,
+                ))
+    return clips
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    root = tmp_path_factory.mktemp("corpus")
+    manifest = write_synthetic_corpus(root, studio_clips(), SIZES)
     out = root / "shards"
     write_shards(manifest, out, sizes=CropSizes(*SIZES), progress=False)
     return out
@@ -205,19 +216,7 @@ def test_evaluate_skips_a_fold_the_data_cannot_fill(tmp_path):
     """Cross-dataset with only W2L-style fakes forged: W2L is scored, every other subset is skipped and recorded."""
     from benchmark.cli import main
 
-    clips = []
-    for g, group in enumerate(GROUPS):
-        for i in range(2):
-            ident = f"s{g}{i}"
-            common = dict(identity=ident, ethnicity=group, gender="female" if i else "male", num_frames=32)
-            clips.append(dict(key=f"studio/{ident}-u1", video_id=f"{ident}-v1", arrays=_arrays(False, g * 10 + i), **common))
-            clips.append(dict(key=f"studio-fakeavceleb/{ident}-u1--x/wav2lip", video_id=f"{ident}-v1", video_fake=True,
-                              method="wav2lip", extra=json.dumps({"recipe": "fakeavceleb"}),
-                              arrays=_arrays(True, g * 10 + i + 5), **common))
-            clips.append(dict(key=f"studio-cmdfd/{ident}-u1--y/wav2lip", video_id=f"{ident}-v1", video_fake=True,
-                              method="wav2lip", self_audio=False, extra=json.dumps({"recipe": "cmdfd", "subset": "W2L"}),
-                              arrays=_arrays(True, g * 10 + i + 7), **common))
-    manifest = write_synthetic_corpus(tmp_path / "corpus", clips, SIZES)
+    manifest = write_synthetic_corpus(tmp_path / "corpus", studio_clips(cmdfd_w2l=True), SIZES)
     write_shards(manifest, tmp_path / "shards", sizes=CropSizes(*SIZES), progress=False)
     params = TrainParams(loop={"epochs": 1, "batch_size": 4},
                          detector_config={"plugin_detectors:SpyDetector": {"frame_size": 32, "width": 8, "depth": 2}})
