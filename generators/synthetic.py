@@ -73,3 +73,20 @@ def make_talking_clip(path: str | Path, seconds: float = 1.6, size: int = 160, s
         sway = (int(2 * np.sin(t / 9 + seed)), int(np.sin(t / 13)))
         frames.append(draw_face(size, min(1.0, rms / 0.12), skin=skin, shift=sway, seed=seed))
     return write_mp4(path, np.stack(frames), audio[: n * SAMPLES_PER_FRAME])
+
+
+def talking_corpus(root: str | Path, identities: int = 3, utterances: int = 2, seconds: float = 0.8,
+                   size: int = 128) -> list:
+    """Debug talking clips ``root/id<i>/u<u>.mp4`` (one voice pitch per identity) as VoxCeleb2-style Clip rows."""
+    from pipeline.clip import Clip
+
+    root = Path(root)
+    clips = []
+    for i in range(identities):
+        for u in range(utterances):
+            rel = f"id{i}/u{u}.mp4"
+            (root / f"id{i}").mkdir(parents=True, exist_ok=True)
+            make_talking_clip(root / rel, seconds=seconds, size=size, seed=10 * i + u, f0=110 + 40 * i)
+            clips.append(Clip(key=f"voxceleb2/id{i}/u{u}", corpus="voxceleb2", identity=f"id{i}",
+                              video_id=f"id{i}/v{u}", path=rel))
+    return clips

@@ -24,8 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from generators.synthetic import make_talking_clip
-from pipeline.clip import Clip
+from generators.synthetic import talking_corpus
 from pipeline.manifest import read_clips, read_failures, write_manifest
 from pipeline.media import decode_audio, decode_video, read_tags
 
@@ -110,15 +109,7 @@ def cluster():
 
 
 def _corpus(root: Path) -> Path:
-    clips = []
-    for i in range(3):
-        for u in range(2):
-            rel = f"id{i}/u{u}.mp4"
-            (root / f"id{i}").mkdir(parents=True, exist_ok=True)
-            make_talking_clip(root / rel, seconds=0.8, size=128, seed=10 * i + u, f0=110 + 40 * i)
-            clips.append(Clip(key=f"voxceleb2/id{i}/u{u}", corpus="voxceleb2", identity=f"id{i}",
-                              video_id=f"id{i}/v{u}", path=rel))
-    write_manifest(clips, root / "manifest.parquet")
+    write_manifest(talking_corpus(root, seconds=0.8), root / "manifest.parquet")
     return root / "manifest.parquet"
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from generators.stage import GenerateParams, generate_recipe
-from generators.synthetic import make_talking_clip
+from generators.synthetic import talking_corpus
 from pipeline.clip import Clip
 from pipeline.manifest import read_clips, read_failures, write_manifest
 from pipeline.media import read_tags
@@ -17,14 +17,7 @@ from pipeline.media import read_tags
 def real_manifest(tmp_path_factory) -> Path:
     """3 identities x 2 talking clips, plus one identity whose files have no video stream."""
     root = tmp_path_factory.mktemp("gen_stage") / "corpus"
-    clips = []
-    for i in range(3):
-        for u in range(2):
-            rel = f"id{i}/u{u}.mp4"
-            (root / f"id{i}").mkdir(parents=True, exist_ok=True)
-            make_talking_clip(root / rel, seconds=0.6, size=128, seed=10 * i + u, f0=110 + 40 * i)
-            clips.append(Clip(key=f"voxceleb2/id{i}/u{u}", corpus="voxceleb2", identity=f"id{i}",
-                              video_id=f"id{i}/v{u}", path=rel))
+    clips = talking_corpus(root, seconds=0.6)
     # Its fakes must fail cleanly (no face to forge), the rest go on.
     (root / "id3").mkdir()
     subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
