@@ -127,6 +127,9 @@ def evaluate_checkpoint(checkpoint: Path, shard_dir: Path, out: Path, params: Ev
     else:
         folds = []
         for candidate in protocol.folds:
+            if trained_fold is not None and candidate == trained_fold.name:
+                folds.append(trained_fold)  # already split above
+                continue
             try:
                 fold = protocol.split(clips, folds=[candidate]).fold(candidate)
             except ProtocolError as exc:
