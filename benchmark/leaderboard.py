@@ -5,7 +5,7 @@ Rows are detectors and their ablations (result ``detector.name`` +
 
 - intra (``intra`` family): ACC and AUC of each protocol;
 - cross-manipulation: AP and AUC of each held-out category, then AVG-FV;
-- cross-dataset: AUC of each CMDFD subset, AVG, then KoDF.
+- cross-dataset: AUC of FakeAVCeleb's test set and each CMDFD subset, AVG, then KoDF.
 
 Other families get AUC and AP per fold. Results on studio-twin protocols go
 to their own tables, labelled as a proxy that is not comparable to
@@ -174,7 +174,8 @@ def column_items(snapshot: dict[str, Any]) -> list[str]:
     return folds[: last + 1] + list(fold_averages) + folds[last + 1 :]
 
 
-def _columns(snapshot: dict[str, Any], shared_table: bool) -> list[Column]:
+def _columns(snapshot: dict[str, Any], shared_table: bool, show_version: bool = False) -> list[Column]:
+    """A protocol's columns; ``show_version`` when the table holds another version of it too."""
     family = snapshot["family"]
     metrics = FAMILY_LAYOUT.get(family, ("", OTHER_METRICS))[1]
     name, version = snapshot["name"], snapshot["version"]
@@ -183,7 +184,7 @@ def _columns(snapshot: dict[str, Any], shared_table: bool) -> list[Column]:
         for metric in metrics:
             parts = []
             if shared_table or item == "main":
-                parts.append(name if version == "1.0.0" or not shared_table else f"{name} v{version}")
+                parts.append(f"{name} v{version}" if show_version else name)
             if item != "main":
                 parts.append(item)
             parts.append(metric.upper())
@@ -280,7 +281,9 @@ def build_tables(board: Board) -> list[Table]:
     for section, family in ordered:
         protocols = sorted(groups[(section, family)], key=lambda p: _protocol_rank(board.snapshots[p]))
         shared = len(protocols) > 1
-        columns = [c for p in protocols for c in _columns(board.snapshots[p], shared)]
+        names = [board.snapshots[p]["name"] for p in protocols]
+        columns = [c for p in protocols
+                   for c in _columns(board.snapshots[p], shared, names.count(board.snapshots[p]["name"]) > 1)]
         title = FAMILY_LAYOUT.get(family, (f"{family} (AUC / AP per fold)",))[0]
         table = Table(section, family, title, columns)
         for row in board.rows():

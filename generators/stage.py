@@ -5,13 +5,17 @@ stage selects pairs from the real clips of ``--manifest``, runs one Ray task
 per output clip (target, audio, generator chain) with the generators'
 resources, and writes under ``OUT/<recipe>/``:
 
-- ``manifest.parquet`` — the fakes only (paths relative to ``OUT/<recipe>``);
-- ``combined.parquet`` — the real target clips (re-rooted: their paths made
-  relative to ``OUT/<recipe>``, the media are not copied) plus the fakes: what
-  the evaluation protocols read;
+- ``manifest.parquet`` — fakeavceleb: the fakes; cmdfd: the CMDFD build as
+  released, its real clips (each forged target re-keyed ``<corpus>/origin/<clip>``
+  into the CMDFD corpus, pointing at the same media) beside its fakes;
+- ``combined.parquet`` (fakeavceleb) — the real target clips (re-rooted: their
+  paths made relative to ``OUT/<recipe>``, the media are not copied) plus the
+  fakes;
 - ``failures.parquet`` — tasks that failed (crash, timeout, wrong length), with
-  the generator's own stderr tail; a rerun retries only those;
-- ``csv/<subset>.csv`` (cmdfd) — the released CMDFD CSV format.
+  the generator's own stderr tail; a rerun retries only those.
+
+``avdf export-cmdfd`` writes a cmdfd build in the authors' released layout
+(``My_Test/`` tree and list CSVs), which the ``cmdfd`` ingest adapter reads.
 
 Media paths of the input manifest are relative to the manifest's folder.
 On a multi-node cluster, the input media and ``OUT`` must be on storage every
@@ -20,6 +24,7 @@ node sees (the tasks read and write plain paths).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -124,7 +129,7 @@ def _check_generators(tasks: list, params: GenerateParams) -> None:
 def generate_recipe(recipe: str, manifest: Path, out: Path, params: GenerateParams, ray_params=None,
                     address: str | None = None, progress: bool = True):
     """Run one recipe end to end; returns (fakes, failures, computed, skipped)."""
-    from generators.recipes.common import media_path
+    from generators.recipes.common import media_path, output_corpus
     from pipeline.clip import Clip
     from pipeline.manifest import read_clips, write_failures, write_manifest
     from pipeline.raycluster import RayParams
@@ -156,20 +161,23 @@ def generate_recipe(recipe: str, manifest: Path, out: Path, params: GeneratePara
     order = {t.key: i for i, t in enumerate(tasks)}
     rows.sort(key=lambda r: order[r["key"]])
     fakes = [Clip.from_row(r) for r in rows]
-    write_manifest(fakes, out_dir / "manifest.parquet")
-    write_failures(failures, out_dir / "failures.parquet")
-    # Real targets re-rooted beside the fakes: one manifest with both, for the protocols.
     by_key = {c.key: c for c in clips}
-    reals = []
-    for key in dict.fromkeys(t.target_key for t in tasks):
-        c = by_key[key]
-        rel = os.path.relpath(media_path(c, media_root), out_dir.resolve())
-        reals.append(Clip.from_row({**c.to_row(), "path": rel}))
-    write_manifest(reals + fakes, out_dir / "combined.parquet")
+    made_from = {json.loads(c.extra or "{}").get("target_key") for c in fakes}
+    targets = [by_key[k] for k in dict.fromkeys(t.target_key for t in tasks) if k in made_from]
+    # Targets re-rooted beside the fakes (their paths made relative to OUT/<recipe>; media not copied).
+    rel_paths = {c.key: os.path.relpath(media_path(c, media_root), out_dir.resolve()) for c in targets}
+    write_failures(failures, out_dir / "failures.parquet")
     if recipe == "cmdfd":
-        from generators.recipes.cmdfd_csv import export_cmdfd_csv
+        from generators.recipes.cmdfd import origin_clips
 
-        export_cmdfd_csv(fakes, reals, out_dir, out_dir, out_dir / "csv")
+        # The CMDFD build, as released: its real ("origin") clips beside its fakes, in one corpus.
+        corpus = output_corpus(recipe, [c for c in clips if c.label == 0])
+        write_manifest(origin_clips(targets, corpus, rel_paths) + fakes,
+                       out_dir / "manifest.parquet")
+    else:
+        write_manifest(fakes, out_dir / "manifest.parquet")
+        reals = [Clip.from_row({**c.to_row(), "path": rel_paths[c.key]}) for c in targets]
+        write_manifest(reals + fakes, out_dir / "combined.parquet")
     return fakes, failures, computed, skipped
 
 

@@ -72,9 +72,15 @@ def cmdfd_fakes(corpus: str, identities: list[tuple[str, str | None]], recipe: s
 
 
 def studio_manifest(per_group: int = 3) -> list[Clip]:
+    """As `avdf generate` makes it: the CMDFD-style build (corpus studio-cmdfd) holds its origin
+    clips (each forged studio real again) beside its fakes."""
     clips = fav_like("studio", STUDIO_GROUPS, per_group=per_group, recipe="fakeavceleb")
     identities = sorted({(c.identity, c.ethnicity) for c in clips})
-    return clips + cmdfd_fakes("studio", identities, recipe="cmdfd")
+    origins = [Clip.from_row({**c.to_row(), "key": f"studio-cmdfd/origin/{c.key.split('/', 1)[1]}",
+                              "corpus": "studio-cmdfd", "source_keys": [c.key],
+                              "extra": json.dumps({"recipe": "cmdfd", "subset": "origin"})})
+               for c in clips if c.label == 0 and c.video_id.endswith("-v0")]
+    return clips + origins + cmdfd_fakes("studio-cmdfd", identities, recipe="cmdfd")
 
 
 def real_manifest() -> list[Clip]:

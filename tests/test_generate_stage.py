@@ -1,9 +1,11 @@
 """``avdf generate`` end to end on Ray: manifests, failures, CSV, rerun retries only failures."""
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from generators.stage import GenerateParams, generate_recipe
@@ -40,21 +42,78 @@ def test_cmdfd_stage_end_to_end(ray_session, real_manifest, tmp_path):
     assert len(failures) == 2 and all(f.key.split("/")[1].startswith("id3_") for f in failures)
     assert all(f.error_type == "no_video" and "no video stream" in f.message for f in failures)
     written = read_clips(out / "cmdfd" / "manifest.parquet")
-    assert [c.key for c in written] == [c.key for c in fakes] and len(written) == 6
-    for c in written:
+    # The build as released: its real (origin) clips beside its fakes, all in corpus cmdfd.
+    origins = [c for c in written if c.label == 0]
+    assert [c.key for c in written if c.label == 1] == [c.key for c in fakes] and len(fakes) == 6
+    # Only targets something was made from (id3's forging failed): one origin clip each.
+    assert len(origins) == 3 and {c.key.split("/")[2].split("_")[0] for c in origins} == {"id0", "id1", "id2"}
+    assert {c.corpus for c in written} == {"cmdfd"} and all(c.method == "real" for c in origins)
+    for c in origins:  # same media as the VoxCeleb2 clip it re-keys, which it names as its source
+        source = next(r for r in read_clips(real_manifest) if r.key == c.source_keys[0])
+        assert (out / "cmdfd" / c.path).resolve() == (real_manifest.parent / source.path).resolve()
+        assert (c.identity, c.video_id, c.sha256) == (source.identity, source.video_id, source.sha256)
+    for c in fakes:
         media = out / "cmdfd" / c.path
         assert media.exists() and read_tags(media)["avdf_synthetic"] == "1"
         assert c.generator == "wav2lip@1" and c.fps == 25 and c.sample_rate == 16000 and c.sha256
         assert c.source_keys[0].startswith(f"voxceleb2/{c.identity}/")
-    combined = read_clips(out / "cmdfd" / "combined.parquet")
-    reals = [c for c in combined if c.label == 0]
-    assert len(reals) == 4 and all((out / "cmdfd" / c.path).resolve().exists() for c in reals)
+        assert json.loads(c.extra)["target_key"] in {o.source_keys[0] for o in origins}
     assert len(read_failures(out / "cmdfd" / "failures.parquet")) == 2
-    assert (out / "cmdfd" / "csv" / "W2L.csv").exists() and (out / "cmdfd" / "csv" / "W2L_Self.csv").exists()
     # Rerun: nothing recomputed but the failures.
     fakes2, failures2, computed2, skipped2 = generate_recipe("cmdfd", real_manifest, out, params, progress=False)
     assert skipped2 == 6 and computed2 == 0 and len(failures2) == 2
     assert [c.sha256 for c in fakes2] == [c.sha256 for c in fakes]
+
+
+def test_cmdfd_build_round_trips_through_the_released_layout(ray_session, tmp_path_factory):
+    """generate -> released layout (My_Test tree + lists) -> the cmdfd adapter -> cross-dataset:
+    every CMDFD subset fold has the build's reals and its fakes, the _S fakes carry their own
+    clip's audio, and the lists read back with the released columns and names."""
+    import csv
+
+    from benchmark.protocols import load_protocol
+    from pipeline.ingest.base import ingest
+    from pipeline.ingest.cmdfd import COLUMNS
+    from pipeline.media import decode_audio
+    from pipeline.replicas.cmdfd import write_cmdfd_replica
+
+    root = tmp_path_factory.mktemp("roundtrip")
+    clips = talking_corpus(root / "vox", identities=4, utterances=1, seconds=0.6)
+    write_manifest(clips, root / "vox" / "manifest.parquet")
+    params = GenerateParams(recipes=["cmdfd"], min_voiced_fraction=0.0, methods_per_target={"cmdfd": 2})
+    fakes, failures, _, _ = generate_recipe("cmdfd", root / "vox" / "manifest.parquet", root / "gen", params,
+                                            progress=False)
+    assert not failures and len(fakes) == 16  # 4 targets x 2 methods (rotating over all 4) x 2 drivers
+    summary = write_cmdfd_replica(root / "gen" / "cmdfd" / "manifest.parquet", root / "release")
+    assert set(summary.lists) == {"W2L", "W2L_Self", "VideoReTalk", "VideoReTalk_Self", "Audio2Head",
+                                  "Audio2Head_Self", "MakeItTalk", "MakeItTalk_Self"}
+    with open(summary.lists["W2L_Self"], newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == list(COLUMNS) and sum(r["ID_Name"].startswith("origin+") for r in rows) == 4
+    selfie = next(r for r in rows if r["ID_Name"].startswith("wav2lip_Self+"))
+    ident = selfie["ID_Name"].split("+")[1].split("-")[0]
+    # As released: the _S fake's Audio_Path is its real clip's own wav in origin/.
+    assert selfie["Audio_Path"] == f"/data2/caiyu/data/My_Test/origin/{ident}_u0.wav"
+    assert selfie["Video_Path"] == f"/data2/caiyu/data/My_Test/wav2lip_Self/{ident}-{ident}.mp4"
+    own = decode_audio(root / "release/My_Test/wav2lip_Self" / f"{ident}-{ident}.mp4")
+    real_audio = decode_audio(root / "vox" / ident / "u0.mp4")
+    n = min(len(own), len(real_audio))
+    assert np.corrcoef(own[:n], real_audio[:n])[0, 1] > 0.99  # driven by the clip's own track
+
+    manifest = root / "release" / "My_Test" / "manifest.parquet"
+    ingested = ingest("cmdfd", root / "release" / "My_Test", manifest, lists=root / "release" / "lists",
+                      progress=False)
+    assert ingested.failures == 0 and ingested.outputs == 20  # 4 reals once each + 16 fakes
+    got = read_clips(manifest)
+    assert {c.corpus for c in got} == {"cmdfd"}
+    # Cross-dataset needs FakeAVCeleb to train on; a few rows stand in for it (the split reads rows only).
+    fav = [Clip(key=f"fakeavceleb/{v}-{k}", corpus="fakeavceleb", identity=f"id9{v}", video_id=f"id9{v}",
+                path="x.mp4", label=k, video_fake=bool(k), category="FVRA" if k else "RVRA",
+                method="wav2lip" if k else "real") for v in range(10) for k in (0, 1)]
+    splits = load_protocol("cross-dataset").split(got + fav, folds=[
+        "W2L", "W2L_S", "VRT", "VRT_S", "A2H", "A2H_S", "MIT", "MIT_S"])
+    for name, fold in splits.folds.items():
+        assert fold.sizes()["test_real"] == 4 and fold.sizes()["test_fake"] == 2, name
 
 
 def test_missing_external_checkout_fails_before_any_task(real_manifest, tmp_path):

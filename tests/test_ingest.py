@@ -190,22 +190,26 @@ def test_cmdfd_tiny_lists_rerooted(mp4, tmp_path):
     summary = ingest("cmdfd", root, out, lists=lists, progress=False)
     clips, failures = check_counts(summary, out)
     got = by_key(clips)
-    assert summary.inputs == 10
+    # 10 list rows, of which one is the real id00001 again (W2L_Self): one clip, not two.
+    assert summary.inputs == 9 and summary.notes == {"empty lists skipped": 1, "duplicate rows merged": 1}
+    real = got["cmdfd/origin/id00001_yt-A_1"]
+    assert real.label == 0 and json.loads(real.extra)["lists"] == ["W2L", "W2L_Self"]
+    assert json.loads(got["cmdfd/origin/id00002_ytB"].extra)["lists"] == ["W2L"]
     fake = got["cmdfd/W2L/wav2lip-id00001-id00002"]
     assert (fake.identity, fake.audio_source_identity, fake.method, fake.category, fake.self_audio, fake.sync) == (
         "id00001", "id00002", "wav2lip", "FVRA", False, True)
-    assert fake.video_id == got["cmdfd/W2L/origin-id00001_yt-A_1"].video_id == "id00001_yt-A_1"
-    assert fake.source_keys == ["cmdfd/W2L/origin-id00001_yt-A_1", "cmdfd/W2L/origin-id00002_ytB"]
+    assert fake.video_id == real.video_id == "id00001_yt-A_1"
+    assert fake.source_keys == ["cmdfd/origin/id00001_yt-A_1", "cmdfd/origin/id00002_ytB"]
     assert fake.path == "wav2lip/id00001-id00002.mp4"
     extra = json.loads(fake.extra)
     assert extra["subset"] == "W2L" and extra["audio_path"].endswith("cmdfd/origin/id00002_ytB.wav")
     selfie = got["cmdfd/W2L_Self/wav2lip_Self-id00001-id00001"]
-    assert selfie.self_audio is True and selfie.source_keys == ["cmdfd/W2L_Self/origin-id00001_yt-A_1"]
-    assert got["cmdfd/W2L_Self/origin-id00001_yt-A_1"].label == 0  # the real clip again, in its own subset
-    fav = got["fakeavceleb/FAV_test_FAKE_W2L_C/id07233-00010_id07195_wXq_wavtolip-ARVF"]
+    # _S: driven by the clip's own audio track, so its only source is that clip
+    assert selfie.self_audio is True and selfie.source_keys == ["cmdfd/origin/id00001_yt-A_1"]
+    fav = got["fakeavceleb/test/id07233-00010_id07195_wXq_wavtolip-ARVF"]
     assert (fav.corpus, fav.method, fav.category, fav.ethnicity, fav.gender) == ("fakeavceleb", "wav2lip", "FVRA", "Asian (South)", "men")
-    assert fav.video_id == "id07233-ozetTgOHu78"
-    assert fav.source_keys == ["fakeavceleb/FAV_test_REAL_A/id07233-00010-ARVR"]
+    assert fav.video_id == "id07233-ozetTgOHu78" and json.loads(fav.extra)["split"] == "test"
+    assert fav.source_keys == ["fakeavceleb/test/id07233-00010-ARVR"]
     kinds = {f.key: f.error_type for f in failures}
     assert kinds == {
         "cmdfd/W2L/wav2lip-id00002-id00001": "missing",
@@ -213,7 +217,6 @@ def test_cmdfd_tiny_lists_rerooted(mp4, tmp_path):
         "cmdfd/W2L/wav2lip-id00004-id00001": "bad_row",
     }
     assert "Video_Label is '2'" in next(f.message for f in failures if f.error_type == "bad_row")
-    assert summary.notes == {"empty lists skipped": 1}
 
 
 def test_cmdfd_strip_prefix_and_missing_lists(tmp_path):
@@ -237,19 +240,31 @@ def test_cmdfd_strip_prefix_and_missing_lists(tmp_path):
 def test_cmdfd_released_lists_all_parse(tmp_path):
     result = make_adapter("cmdfd", tmp_path, lists=REFERENCE_LISTS).scan()
     assert not result.failures
+    keys = [c.key for c in result.clips]
+    assert len(keys) == len(set(keys))
+    cmdfd_reals = [c for c in result.clips if c.corpus == "cmdfd" and c.label == 0]
+    # The 1,000 reals shared by the 8 lists are one clip each, listed in all 8.
+    assert len(cmdfd_reals) == 1000 and len({c.path for c in cmdfd_reals}) == 1000
+    assert all(len(json.loads(c.extra)["lists"]) == 8 for c in cmdfd_reals)
+    real_keys = {c.key for c in cmdfd_reals}
     subsets: dict[str, list[Clip]] = {}
     for c in result.clips:
         subsets.setdefault(json.loads(c.extra)["subset"], []).append(c)
     for name in ("W2L", "W2L_Self", "VideoReTalk", "VideoReTalk_Self", "Audio2Head", "Audio2Head_Self", "MakeItTalk", "MakeItTalk_Self"):
-        clips = subsets[name]
-        assert sum(c.label == 0 for c in clips) == 1000, name  # 1,000 real clips per subset
-        fakes = [c for c in clips if c.label == 1]
-        assert fakes and all(c.self_audio is name.endswith("_Self") for c in fakes), name
-        assert all(c.source_keys for c in fakes), name
-        assert all(c.path.startswith(tmp_path.as_posix()) and "My_Test" not in c.path for c in clips)
-    fav_methods = {c.method for c in result.clips if c.corpus == "fakeavceleb"}
-    assert fav_methods == {"real", "rtvc", "wav2lip", "faceswap", "fsgan", "faceswap-wav2lip", "fsgan-wav2lip"}
-    assert {c.ethnicity for c in result.clips if c.corpus == "fakeavceleb"} == {
+        fakes = subsets[name]
+        assert fakes and all(c.label == 1 and c.self_audio is name.endswith("_Self") for c in fakes), name
+        assert all(c.source_keys and set(c.source_keys) <= real_keys for c in fakes), name
+        assert all(c.path.startswith(tmp_path.as_posix()) and "My_Test" not in c.path for c in fakes)
+    # W2L_Self: the fake is driven by the real clip's own audio, so its source is that one clip.
+    selfie = next(c for c in subsets["W2L_Self"] if "id00420-id00420" in c.key)
+    assert selfie.source_keys == ["cmdfd/origin/id00420_sb9xiyXW0aw"]
+    fav = [c for c in result.clips if c.corpus == "fakeavceleb"]
+    per_list = sum(sum(1 for _ in open(f)) - 1 for f in REFERENCE_LISTS.glob("FAV_*_*.csv"))
+    # FAV_test.csv is the union of the FAV_test_* lists: it adds no clip.
+    assert len(fav) == per_list and len({c.path for c in fav}) == len(fav)
+    assert {json.loads(c.extra)["split"] for c in fav} == {"train", "test"}
+    assert {c.method for c in fav} == {"real", "rtvc", "wav2lip", "faceswap", "fsgan", "faceswap-wav2lip", "fsgan-wav2lip"}
+    assert {c.ethnicity for c in fav} == {
         "African", "Asian (East)", "Asian (South)", "Caucasian (American)", "Caucasian (European)"}
 
 

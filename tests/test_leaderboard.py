@@ -14,12 +14,18 @@ import pytest
 import leaderboard_data as data
 from benchmark.cli import main
 from benchmark.leaderboard import STUDIO_SECTION, write_leaderboard
+from benchmark.protocols import load_protocol
 from benchmark.results import METRICS_NAME, ResultsError, read_result
 
 FV = ["FVRA-WL", "FVFA-FS", "FVFA-GAN", "FVFA-WL"]
 CMDFD = ["W2L", "W2L_S", "VRT", "VRT_S", "A2H", "A2H_S", "MIT", "MIT_S"]
+# ECL's Table III: FakeAVCeleb's own test set beside the 8 CMDFD subsets, AVG over the 9.
+XD = ["FAV", *CMDFD]
 # (name, label, quality of the stand-in scores)
 REAL_ROWS = [("cad", "full", 1.4), ("ecl", "full", 0.6)]
+# The newest version of each protocol (what a plain name runs and the results record).
+V = {p.name: p.version for p in map(load_protocol, [
+    "intra-group", "cross-manipulation", "cross-dataset", "studio-cross-manipulation"])}
 STUDIO_ROWS = [("cad", "full", 1.0), ("cad", "no-audio", 0.5), ("avprompt", "full", 2.0)]
 
 
@@ -74,11 +80,12 @@ def test_columns_follow_the_papers(board):
     tables = md_tables(board["leaderboard.md"].read_text())
     real = "Real corpora"
     assert tables[(real, "Intra-dataset (ACC / AUC)")][0] == [
-        "Detector", "Label", "intra-random ACC", "intra-random AUC", "intra-group ACC", "intra-group AUC"]
+        "Detector", "Label", "intra-random ACC", "intra-random AUC", "intra-group ACC", "intra-group AUC",
+        "intra-group KoDF ACC", "intra-group KoDF AUC"]  # AVPrompt's KoDF column: its ethnic-split model
     xm = tables[(real, "Cross-manipulation (AP / AUC per held-out category)")][0]
     assert xm[2:] == [f"{c} {m}" for c in ["RVFA", *FV, "AVG-FV"] for m in ("AP", "AUC")]
     xd = tables[(real, "Cross-dataset (AUC per test set)")][0]
-    assert xd[2:] == [f"{c} AUC" for c in [*CMDFD, "AVG", "KoDF"]]
+    assert xd[2:] == [f"{c} AUC" for c in [*XD, "AVG", "KoDF"]]
     # Rows are detectors and ablations.
     studio_xm = tables[(STUDIO_SECTION, "Cross-manipulation (AP / AUC per held-out category)")]
     assert sorted((r[0], r[1]) for r in studio_xm[1:]) == sorted((n, lab) for n, lab, _ in STUDIO_ROWS)
@@ -92,14 +99,14 @@ def test_studio_results_are_a_separate_labelled_table(board):
     assert "proxy; not comparable to real-corpus numbers" in STUDIO_SECTION
     tables = md_tables(text)
     studio_xd = tables[(STUDIO_SECTION, "Cross-dataset (AUC per test set)")][0]
-    assert studio_xd[2:] == [f"{c} AUC" for c in [*CMDFD, "AVG"]]  # the studio twin has no KoDF
+    assert studio_xd[2:] == [f"{c} AUC" for c in [*XD, "AVG"]]  # the studio twin has no KoDF
     real_rows = {r[1] for (sec, _), rows in tables.items() if sec == "Real corpora" for r in rows[1:]}
     assert "no-audio" not in real_rows  # the studio-only ablation never enters a real-corpus table
     rows = read_csv(board["leaderboard.csv"])
     studio = [r for r in rows if r["corpus"] == "studio"]
     assert len(studio) == len(STUDIO_ROWS)
-    assert all(r["cross-manipulation@1.0.0/RVFA/AUC"] == "" for r in studio)
-    assert all(r["studio-cross-manipulation@1.0.0/RVFA/AUC"] != "" for r in studio)
+    assert all(r[f"cross-manipulation@{V['cross-manipulation']}/RVFA/AUC"] == "" for r in studio)
+    assert all(r[f"studio-cross-manipulation@{V['studio-cross-manipulation']}/RVFA/AUC"] != "" for r in studio)
 
 
 @pytest.mark.parametrize("metric", ["auc", "ap"])
@@ -111,23 +118,24 @@ def test_avg_fv_is_the_mean_of_the_four_fv_folds(board, results, metric):
         for name, label, _ in table_rows:
             by_hand = np.mean([fold_metric(base, f"{name}-{label}", protocol, f, metric) for f in FV])
             row = rows[(corpus, name, label)]
-            column = f"{protocol}@1.0.0/AVG-FV/{metric.upper()}"
+            column = f"{protocol}@{V[protocol]}/AVG-FV/{metric.upper()}"
             assert float(row[column]) == pytest.approx(by_hand, abs=1e-12)
             assert float(row[column + "_ci_low"]) <= by_hand <= float(row[column + "_ci_high"])
 
 
-def test_cross_dataset_avg_is_the_mean_of_the_cmdfd_subsets(board, results):
+def test_cross_dataset_avg_is_the_mean_of_the_nine_test_sets(board, results):
     rows = {(r["corpus"], r["detector"], r["label"]): r for r in read_csv(board["leaderboard.csv"])}
     tables = md_tables(board["leaderboard.md"].read_text())
     xd = tables[("Real corpora", "Cross-dataset (AUC per test set)")]
     for name, label, _ in REAL_ROWS:
-        aucs = [fold_metric(results / "real", f"{name}-{label}", "cross-dataset", f, "auc") for f in CMDFD]
+        aucs = [fold_metric(results / "real", f"{name}-{label}", "cross-dataset", f, "auc") for f in XD]
         kodf = fold_metric(results / "real", f"{name}-{label}", "cross-dataset", "KoDF", "auc")
         row = rows[("real", name, label)]
-        assert float(row["cross-dataset@1.0.0/AVG/AUC"]) == pytest.approx(np.mean(aucs), abs=1e-12)
-        assert float(row["cross-dataset@1.0.0/KoDF/AUC"]) == kodf
+        assert len(aucs) == 9
+        assert float(row[f"cross-dataset@{V['cross-dataset']}/AVG/AUC"]) == pytest.approx(np.mean(aucs), abs=1e-12)
+        assert float(row[f"cross-dataset@{V['cross-dataset']}/KoDF/AUC"]) == kodf
         md_row = next(r for r in xd[1:] if r[0] == name and r[1] == label)
-        assert md_row[2 + len(CMDFD)].startswith(f"{100 * np.mean(aucs):.1f} [")
+        assert md_row[2 + len(XD)].startswith(f"{100 * np.mean(aucs):.1f} [")
 
 
 def test_intra_columns_are_the_overall_metrics(board, results):
@@ -135,8 +143,9 @@ def test_intra_columns_are_the_overall_metrics(board, results):
     for name, label, _ in REAL_ROWS:
         result = read_result(results / "real" / f"{name}-{label}" / "intra-group" / "main" / METRICS_NAME)
         overall = result["metrics"]["overall"]
-        assert float(rows[("real", name, label)]["intra-group@1.0.0/main/ACC"]) == overall["acc"]
-        assert float(rows[("real", name, label)]["intra-group@1.0.0/main/AUC_ci_low"]) == overall["ci"]["auc"]["low"]
+        column = f"intra-group@{V['intra-group']}/main"
+        assert float(rows[("real", name, label)][f"{column}/ACC"]) == overall["acc"]
+        assert float(rows[("real", name, label)][f"{column}/AUC_ci_low"]) == overall["ci"]["auc"]["low"]
 
 
 def test_missing_folds_leave_the_average_empty(results, tmp_path):

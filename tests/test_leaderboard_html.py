@@ -13,14 +13,15 @@ import pytest
 
 import leaderboard_data as data
 from benchmark.leaderboard import write_leaderboard
+from benchmark.protocols import load_protocol
 
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
 ]
 ROWS = [("cad", "full", 1.0), ("cad", "no-audio", 0.4), ("avprompt", "full", 2.0)]
-# Protocols and folds plotted: studio-intra-random (1) + studio-cross-manipulation (5) + cross-dataset (9)
-N_FOLD_FIGURES = 15
+# Protocols and folds plotted: studio-intra-random (1) + studio-cross-manipulation (5) + cross-dataset (10)
+N_FOLD_FIGURES = 16
 
 
 def chromium() -> str:
@@ -68,10 +69,10 @@ def test_tables_render_and_sort_in_chromium(page, tmp_path):
     assert report["tables"] == 3
     assert report["rows"] == 3 + 3 + 2
     assert report["sorted_desc"] is True and report["sorted_asc"] is True
-    # The self-test sorts the first numeric column: real tables come first, so cross-dataset W2L AUC.
+    # The self-test sorts the first numeric column: real tables come first, so cross-dataset FAV AUC.
     rows = list(csv.DictReader(open(page.with_name("leaderboard.csv"))))
-    column = "cross-dataset@1.0.0/W2L/AUC"
-    assert report["column"].startswith("W2L AUC")
+    column = f"cross-dataset@{load_protocol('cross-dataset').version}/FAV/AUC"
+    assert report["column"].startswith("FAV AUC")
     valued = [r for r in rows if r[column]]
     best = max(valued, key=lambda r: float(r[column]))
     worst = min(valued, key=lambda r: float(r[column]))

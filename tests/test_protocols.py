@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 from collections import Counter
 
 import pytest
@@ -44,7 +45,7 @@ def _clip(corpus, name, identity, video_id, *, video_fake=False, audio_fake=Fals
     )
 
 
-def _fav_like(corpus, groups, per_group=4, videos=2, recipe=None):
+def _fav_like(corpus, groups, per_group=4, videos=2, recipe=None, fake_corpus=None):
     """Identities per group, real videos per identity, one fake of each kind per video."""
     clips = []
     for g, group in enumerate(groups):
@@ -58,8 +59,9 @@ def _fav_like(corpus, groups, per_group=4, videos=2, recipe=None):
                     name = f"{vid}-{cat}"
                     extra = json.dumps({"recipe": recipe}) if recipe else None
                     clips.append(
-                        _clip(corpus, name, identity, name, video_fake=vf, audio_fake=af, method=method,
-                              ethnicity=group, gender=gender, source_keys=[f"{corpus}/{vid}"], extra=extra)
+                        _clip(fake_corpus or corpus, name, identity, name, video_fake=vf, audio_fake=af,
+                              method=method, ethnicity=group, gender=gender, source_keys=[f"{corpus}/{vid}"],
+                              extra=extra)
                     )
     return clips
 
@@ -104,14 +106,22 @@ def real_manifest():
 
 @pytest.fixture(scope="module")
 def studio_manifest():
-    clips = _fav_like("studio", STUDIO_GROUPS, recipe="fakeavceleb")
-    # CMDFD-style fakes of the same studio identities (same corpus).
-    for c in _cmdfd_like("studio", 20, recipe="cmdfd", prefix="id"):
-        if c.label == 1:
-            ident = f"id{int(c.identity[2:]) % 5}{int(c.identity[2:]) // 5 % 4:02d}"
-            c.identity = ident
-            c.ethnicity = STUDIO_GROUPS[int(ident[2])]
-            clips.append(c)
+    """As `avdf generate` makes it: studio reals, FakeAVCeleb-style fakes (studio-fakeavceleb),
+    and the CMDFD-style build (studio-cmdfd): its origin reals (the forged studio clips
+    again) beside its fakes."""
+    clips = _fav_like("studio", STUDIO_GROUPS, recipe="fakeavceleb", fake_corpus="studio-fakeavceleb")
+    reals = {c.identity: c for c in clips if c.label == 0}
+    for c in _cmdfd_like("studio-cmdfd", 20, recipe="cmdfd", prefix="id"):
+        ident = f"id{int(c.identity[2:]) % 5}{int(c.identity[2:]) // 5 % 4:02d}"
+        if c.label == 0:  # the origin clip: the studio real it forges, re-keyed into the build
+            src = reals[ident]
+            c = Clip.from_row({**src.to_row(), "key": f"studio-cmdfd/origin/{src.key.split('/', 1)[1]}",
+                               "corpus": "studio-cmdfd", "source_keys": [src.key],
+                               "extra": json.dumps({"recipe": "cmdfd", "subset": "origin"})})
+        else:
+            c.identity, c.ethnicity = ident, STUDIO_GROUPS[int(ident[2])]
+            c.video_id = reals[ident].video_id
+        clips.append(c)
     return clips
 
 
@@ -280,26 +290,47 @@ def _cmdfd_subset(c):
     return short + ("_S" if c.self_audio else "")
 
 
+CMDFD_FOLDS = ["W2L", "W2L_S", "VRT", "VRT_S", "A2H", "A2H_S", "MIT", "MIT_S"]
+
+
 def test_cross_dataset_trains_on_fakeavceleb_and_tests_each_subset(real_manifest):
     p = load_protocol("cross-dataset")
+    assert p.version == "2.0.0"
     splits = p.split(real_manifest)
     _check_common(splits, real_manifest)
     by_key = _rows(real_manifest)
-    assert list(splits.folds) == ["W2L", "W2L_S", "VRT", "VRT_S", "A2H", "A2H_S", "MIT", "MIT_S", "KoDF"]
+    assert list(splits.folds) == ["FAV", *CMDFD_FOLDS, "KoDF"]
+    # ECL's Table III AVG is the mean of 9: FakeAVCeleb's own test set and the 8 CMDFD subsets.
+    assert p.averages == {"AVG": ["FAV", *CMDFD_FOLDS]}
     assert len({f.training_id for f in splits.folds.values()}) == 1, "one checkpoint serves every fold"
+    fav = splits.fold("FAV")
     n_fav = sum(c.corpus == "fakeavceleb" for c in real_manifest)
+    assert len(fav.train) + len(fav.val) + len(fav.test) == n_fav
+    assert {by_key[k].corpus for k in fav.test} == {"fakeavceleb"} and fav.sizes()["test_fake"]
     n_cmdfd_real = sum(c.corpus == "cmdfd" and c.label == 0 for c in real_manifest)
     for name, fold in splits.folds.items():
         assert {by_key[k].corpus for k in fold.train + fold.val} == {"fakeavceleb"}
-        assert len(fold.train) + len(fold.val) == n_fav
+        assert not set(fold.test) & set(fav.train + fav.val)
+        if name == "FAV":
+            continue
         fakes = [by_key[k] for k in fold.test if by_key[k].label == 1]
         if name == "KoDF":
             assert {c.corpus for c in fakes} == {"kodf"} and fold.sizes()["test_real"] == 6
             continue
         # Both ways of naming a subset are recognised: fields and extra.subset.
         assert {_cmdfd_subset(c) for c in fakes} == {name}
-        assert len(fakes) == 12
+        assert len(fakes) == 12 and set(fold.test_categories.values()) == {REAL, name}
         assert fold.sizes()["test_real"] == n_cmdfd_real
+
+
+def test_intra_group_kodf_column_uses_the_ethnic_training_set(real_manifest):
+    """AVPrompt's KoDF column: the model of the ethnic split, tested on KoDF."""
+    splits = load_protocol("intra-group").split(real_manifest)
+    main, kodf = splits.fold("main"), splits.fold("KoDF")
+    assert (main.train, main.val) == (kodf.train, kodf.val) and main.training_id == kodf.training_id
+    by_key = _rows(real_manifest)
+    assert {by_key[k].corpus for k in kodf.test} == {"kodf"} and len(kodf.test) == 12
+    assert {by_key[k].ethnicity for k in main.train} == {"Asian (South)", "Asian (East)", "Caucasian (American)"}
 
 
 def test_missing_class_in_a_test_fold_is_named(real_manifest):
@@ -332,12 +363,22 @@ def test_studio_twins_split_the_studio_corpus(studio_manifest):
 def test_studio_cross_dataset_keeps_identities_apart(studio_manifest):
     by_key = _rows(studio_manifest)
     splits = load_protocol("studio-cross-dataset").split(studio_manifest)
+    assert list(splits.folds) == ["FAV", *CMDFD_FOLDS]
     for name, fold in splits.folds.items():
         train_ids = _identities(fold, by_key, "train") | _identities(fold, by_key, "val")
         assert not train_ids & _identities(fold, by_key, "test")
-        fakes = [by_key[k] for k in fold.test if by_key[k].label == 1]
-        assert fakes and {_cmdfd_subset(c) for c in fakes} == {name}
         assert all(json.loads(by_key[k].extra or "{}").get("recipe") != "cmdfd" for k in fold.train)
+        assert all(by_key[k].corpus != "studio-cmdfd" for k in fold.train + fold.val)
+        fakes = [by_key[k] for k in fold.test if by_key[k].label == 1]
+        reals = [by_key[k] for k in fold.test if by_key[k].label == 0]
+        if name == "FAV":
+            assert {json.loads(c.extra)["recipe"] for c in fakes} == {"fakeavceleb"}
+            assert {c.corpus for c in reals} == {"studio"}
+            continue
+        assert fakes and {_cmdfd_subset(c) for c in fakes} == {name}
+        # CMDFD-style reals are the build's own origin clips, one per forged video.
+        assert reals and {c.corpus for c in reals} == {"studio-cmdfd"}
+        assert len({c.video_id for c in reals}) == len(reals)
 
 
 def test_splits_round_trip_through_json(studio_manifest):
@@ -362,3 +403,49 @@ def test_listing_rows_show_sizes_from_a_manifest_file(tmp_path, real_manifest):
     assert rows["intra-random"].endswith(f"main {sizes['train']}/{sizes['val']}/{sizes['test']}")
     assert "KoDF n/a" in rows["cross-dataset"] and "W2L " in rows["cross-dataset"]
     assert "needs clips of ['studio'" in rows["studio-intra-group"]
+
+
+# ----------------------------------------------------------------------------- the released lists
+
+REFERENCE_LISTS = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "cmdfd_csv"
+
+
+@pytest.fixture(scope="module")
+def released_lists(tmp_path_factory):
+    if not REFERENCE_LISTS.is_dir():
+        pytest.skip("released CMDFD lists absent")
+    from pipeline.ingest.base import make_adapter
+
+    result = make_adapter("cmdfd", tmp_path_factory.mktemp("corpus"), lists=REFERENCE_LISTS).scan()
+    assert not result.failures
+    return result.clips
+
+
+def test_ecl_released_lists_fill_every_cross_dataset_fold_once(released_lists):
+    """ECL's Table III from the released lists: FAV_train trains, FAV_test and the 8 CMDFD
+    subsets test, each CMDFD fold scoring its fakes against the 1,000 reals, once each."""
+    splits = load_protocol("cross-dataset-lists").split(released_lists, folds=["FAV", *CMDFD_FOLDS])
+    by_key = _rows(released_lists)
+    split_of = {c.key: json.loads(c.extra).get("split") for c in released_lists}
+    fav = splits.fold("FAV")
+    assert {split_of[k] for k in fav.train + fav.val} == {"train"} and {split_of[k] for k in fav.test} == {"test"}
+    n_test = sum(1 for c in released_lists if split_of[c.key] == "test")
+    assert len(fav.test) == n_test
+    for name in CMDFD_FOLDS:
+        fold = splits.fold(name)
+        sizes = fold.sizes()
+        assert sizes["test_real"] == 1000, name  # one row per real clip, not one per list
+        reals = [by_key[k] for k in fold.test if by_key[k].label == 0]
+        assert len({c.path for c in reals}) == 1000
+        assert sizes["test_fake"] == sum(1 for c in released_lists if c.label == 1 and c.corpus == "cmdfd"
+                                         and _cmdfd_subset(c) == name), name
+
+
+def test_cross_manipulation_on_the_released_fav_lists(released_lists):
+    splits = load_protocol("cross-manipulation-lists").split(released_lists)
+    split_of = {c.key: json.loads(c.extra).get("split") for c in released_lists}
+    for name, fold in splits.folds.items():
+        assert {split_of[k] for k in fold.test} == {"test"}, name
+        assert {split_of[k] for k in fold.train + fold.val} == {"train"}, name
+        assert set(fold.test_categories.values()) == {REAL, name}
+        assert fold.val and fold.sizes()["test_fake"] > 0

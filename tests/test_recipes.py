@@ -1,14 +1,12 @@
 """Recipes: pair selection (cross-identity vs self audio), two fakes per generator, provenance, CSV export."""
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
 import pytest
 
 from generators.recipes.cmdfd import plan_cmdfd
-from generators.recipes.cmdfd_csv import COLUMNS, export_cmdfd_csv
 from generators.recipes.common import select_pairs
 from generators.recipes.fakeavceleb import plan_fakeavceleb
 from pipeline.clip import Clip, validate_key
@@ -20,17 +18,23 @@ def corpus(ids: int = 4, utts: int = 3) -> list[Clip]:
             for i in range(ids) for u in range(utts)]
 
 
-def test_pairs_cross_and_self_from_another_utterance():
+def test_pairs_are_mutual_swaps_between_identities():
     clips = corpus()
     sel = select_pairs(clips, seed=0, targets_per_identity=2)
-    assert len(sel) == 8
+    assert len(sel) == 8 and len({s.target.key for s in sel}) == 8
+    targets = {s.target.key for s in sel}
     for s in sel:
         assert s.cross.identity != s.target.identity
-        assert s.self_audio.identity == s.target.identity and s.self_audio.key != s.target.key
-        assert s.self_audio.video_id != s.target.video_id  # another video when there is one
+        # Released CMDFD: A's target is driven by B's target and B's by A's.
+        assert s.cross.key in targets
+        partner = next(p for p in sel if p.target.key == s.cross.key)
+        assert partner.cross.identity == s.target.identity
     assert [(s.target.key, s.cross.key) for s in sel] == [(s.target.key, s.cross.key)
                                                            for s in select_pairs(clips, seed=0, targets_per_identity=2)]
     assert [s.cross.key for s in sel] != [s.cross.key for s in select_pairs(clips, seed=1, targets_per_identity=2)]
+    # An odd number of identities: the last one borrows a partner, nobody is left out.
+    odd = select_pairs(corpus(ids=5), seed=0)
+    assert len(odd) == 5 and all(s.cross.identity != s.target.identity for s in odd)
     # Clear speech: an identity under the threshold is neither target nor audio source.
     voiced = {f"id{i:05d}": 0.9 for i in range(4)} | {"id00002": 0.1}
     sel = select_pairs(clips, 0, voiced=voiced, min_voiced_fraction=0.5)
@@ -62,13 +66,20 @@ def test_cmdfd_two_fakes_per_generator_with_provenance(tmp_path):
         validate_key(t.key)
         c = Clip(path=t.out, **t.clip)
         assert c.video_fake and not c.audio_fake and c.category == "FVRA" and c.method in t.key
-        target_key, audio_key = c.source_keys
         info = json.loads(c.extra)
-        assert info["audio_key"] == audio_key and info["target_key"] == target_key
-        assert c.self_audio == (c.audio_source_identity == c.identity) and info["subset"].endswith("_Self") == c.self_audio
+        assert info["subset"].endswith("_Self") == c.self_audio
         assert c.sync == (c.method in ("wav2lip", "videoretalking"))  # released Sync_Label convention
-        assert t.steps[0].video.endswith(t.clip["source_keys"][0].split("/", 1)[1].split("/")[0] + "/" +
-                                         Path(t.steps[0].video).name)
+        target = next(s.target for s in sel if s.target.key == info["target_key"])
+        assert t.steps[0].video == str((tmp_path / target.path).resolve())
+        if c.self_audio:
+            # _S: "the original audio of the identity itself" -- the clip's own audio track.
+            assert info["audio_key"] == target.key and c.source_keys == [target.key]
+            assert t.steps[0].audio == t.steps[0].video
+        else:
+            cross = next(s.cross for s in sel if s.target.key == target.key)
+            assert info["audio_key"] == cross.key and c.source_keys == [target.key, cross.key]
+            assert c.audio_source_identity == cross.identity != c.identity
+            assert t.steps[0].audio == str((tmp_path / cross.path).resolve())
 
 
 def test_fakeavceleb_categories(tmp_path):
@@ -83,26 +94,6 @@ def test_fakeavceleb_categories(tmp_path):
     assert [s.generator for s in by["FVFA-GAN"].steps] == ["voice", "faceswap-smooth", "wav2lip"]
     assert by["RVFA"].steps[0].text
     assert all(t.clip["ethnicity"] == "E" and t.clip["gender"] == "female" for t in tasks)
-
-
-def test_cmdfd_csv_export(tmp_path):
-    clips = corpus(3, 2)
-    sel = select_pairs(clips, seed=0)
-    tasks = plan_cmdfd(sel, tmp_path, "cmdfd", {"wav2lip": "wav2lip", "audio2head": "audio2head"})
-    fakes = [Clip(path=t.out, fps=25.0, sample_rate=16000, num_frames=50, num_samples=32000, **t.clip) for t in tasks]
-    reals = [Clip.from_row({**c.to_row(), "num_frames": 50, "num_samples": 32000}) for c in clips]
-    written = export_cmdfd_csv(fakes, reals, tmp_path, tmp_path, tmp_path / "csv")
-    assert set(written) == {"W2L", "W2L_Self", "Audio2Head", "Audio2Head_Self"}
-    rows = list(csv.DictReader(open(written["W2L_Self"])))
-    assert list(rows[0]) == COLUMNS
-    origin = [r for r in rows if r["ID_Name"].startswith("origin+")]
-    fake = [r for r in rows if not r["ID_Name"].startswith("origin+")]
-    assert len(origin) == 3 and len(fake) == 3
-    assert {(r["ENtire_Label"], r["Audio_Label"], r["Video_Label"], r["Identi_Label"], r["Sync_Label"]) for r in origin} == {("0", "0", "0", "1", "1")}
-    assert {(r["ENtire_Label"], r["Audio_Label"], r["Video_Label"], r["Identi_Label"], r["Sync_Label"]) for r in fake} == {("1", "0", "1", "1", "1")}
-    assert fake[0]["ID_Name"].startswith("wav2lip_Self+") and fake[0]["FPS"] == "25.0"
-    a2h = [r for r in csv.DictReader(open(written["Audio2Head"])) if r["ID_Name"].startswith("Audio2Head+")]
-    assert {(r["Identi_Label"], r["Sync_Label"]) for r in a2h} == {("0", "0")}
 
 
 def test_methods_per_target_rotates_and_balances(tmp_path):

@@ -18,6 +18,7 @@ from benchmark.protocols import load_protocol
 from benchmark.results import METRICS_NAME, SCORES_NAME, read_result, read_scores
 
 PROTOCOL = "studio-intra-random"
+VERSION = load_protocol(PROTOCOL).version  # the newest, which a plain protocol name means
 
 
 @pytest.fixture(scope="module")
@@ -145,13 +146,13 @@ def test_wrong_protocol_in_sidecar(studio, tmp_path, good, capsys):
 
 def test_wrong_version_claimed(studio, tmp_path, good, capsys):
     claimed = with_column(good, "protocol_version", ["0.9.0"] * good.num_rows)
-    rc, out = submit(studio, tmp_path, claimed, protocol=f"{PROTOCOL}@1.0.0")
-    assert_rejected(rc, out, capsys, "version '0.9.0'", "version '1.0.0'")
+    rc, out = submit(studio, tmp_path, claimed, protocol=f"{PROTOCOL}@{VERSION}")
+    assert_rejected(rc, out, capsys, "version '0.9.0'", f"version '{VERSION}'")
 
 
 def test_unknown_version(studio, tmp_path, good, capsys):
     rc, out = submit(studio, tmp_path, good, protocol=f"{PROTOCOL}@2.0.0")
-    assert_rejected(rc, out, capsys, "has no version '2.0.0'", "available: ['1.0.0']")
+    assert_rejected(rc, out, capsys, "has no version '2.0.0'", "available: ['1.0.0', '1.1.0']")
 
 
 def test_protocol_hash_mismatch(studio, tmp_path, good, capsys):
@@ -221,7 +222,7 @@ def test_valid_csv_is_scored_with_manifest_labels(studio, tmp_path, good, capsys
     clips, _, _ = studio
     rc, out = submit(studio, tmp_path, good, "--name", "my-model", "--label", "r8", name="preds.csv")
     assert rc == 0, capsys.readouterr().err
-    folder = out / "my-model" / f"{PROTOCOL}-v1.0.0" / "main"
+    folder = out / "my-model" / f"{PROTOCOL}-v{VERSION}" / "main"
     assert sorted(p.name for p in folder.iterdir()) == [METRICS_NAME, SCORES_NAME]
     assert not [p for p in out.rglob(".*")], "temporary files left behind"
     result = read_result(folder / METRICS_NAME)
@@ -255,7 +256,7 @@ def test_multi_fold_file_writes_every_fold_and_resubmission_replaces(studio, tmp
     preds = data.predictions(protocol, clips, all_folds=True)
     rc, out = submit(studio, tmp_path, preds, "--name", "xm", protocol=protocol)
     assert rc == 0, capsys.readouterr().err
-    folder = out / "xm" / f"{protocol}-v1.0.0"
+    folder = out / "xm" / f"{protocol}-v{load_protocol(protocol).version}"
     assert sorted(p.name for p in folder.iterdir()) == sorted(load_protocol(protocol).folds)
     before = read_result(folder / "RVFA" / METRICS_NAME)
     better = with_column(preds, "score", [float(v) for v in np.clip(
@@ -270,10 +271,10 @@ def test_multi_fold_file_writes_every_fold_and_resubmission_replaces(studio, tmp
 
 def test_claims_that_match_are_accepted(studio, tmp_path, good, capsys):
     claimed = with_column(with_column(good, "protocol", [PROTOCOL] * good.num_rows),
-                          "protocol_version", ["1.0.0"] * good.num_rows)
+                          "protocol_version", [VERSION] * good.num_rows)
     (tmp_path / "preds.json").write_text(json.dumps({"name": "side-name", "fold": "main",
                                                      "weights_sha256": "a" * 64}))
     rc, out = submit(studio, tmp_path, claimed)
     assert rc == 0, capsys.readouterr().err
-    result = read_result(out / "side-name" / f"{PROTOCOL}-v1.0.0" / "main" / METRICS_NAME)
+    result = read_result(out / "side-name" / f"{PROTOCOL}-v{VERSION}" / "main" / METRICS_NAME)
     assert result["detector"]["weights_sha256"] == "a" * 64

@@ -50,7 +50,7 @@ def test_round_trip(written):
     assert result == raw
     assert result["schema"] == SCHEMA
     assert result["protocol"]["name"] == PROTOCOL and result["fold"] == "W2L"
-    assert result["protocol"]["folds"][:2] == ["W2L", "W2L_S"]
+    assert result["protocol"]["folds"][:3] == ["FAV", "W2L", "W2L_S"]
     assert len(result["data_hash"]) == 64 and result["created"].endswith("Z")
     scores = read_scores(path, result)
     assert scores.column_names == ["key", "video_id", "score", "video_score", "label", "category"]

@@ -36,7 +36,12 @@ def studio_clips(cmdfd_w2l: bool = False) -> list[dict]:
                 method="wav2lip", extra=json.dumps({"recipe": "fakeavceleb"}), arrays=_arrays(True, g * 10 + i + 5),
                 **common,
             ))
-            if cmdfd_w2l:
+            if cmdfd_w2l:  # the CMDFD-style build: its origin (real) clip and a W2L fake of it
+                clips.append(dict(
+                    key=f"studio-cmdfd/origin/{ident}-u1", video_id=f"{ident}-v1", source_keys=[f"studio/{ident}-u1"],
+                    extra=json.dumps({"recipe": "cmdfd", "subset": "origin"}), arrays=_arrays(False, g * 10 + i),
+                    **common,
+                ))
                 clips.append(dict(
                     key=f"studio-cmdfd/{ident}-u1--y/wav2lip", video_id=f"{ident}-v1", video_fake=True,
                     method="wav2lip", self_audio=False, extra=json.dumps({"recipe": "cmdfd", "subset": "W2L"}),
@@ -213,7 +218,8 @@ def test_readme_plugin_detector_is_ranked_end_to_end(shards, tmp_path):
 
 
 def test_evaluate_skips_a_fold_the_data_cannot_fill(tmp_path):
-    """Cross-dataset with only W2L-style fakes forged: W2L is scored, every other subset is skipped and recorded."""
+    """Cross-dataset with only W2L-style fakes forged: FAV and W2L are scored, every other subset is skipped
+    and recorded."""
     from benchmark.cli import main
 
     manifest = write_synthetic_corpus(tmp_path / "corpus", studio_clips(cmdfd_w2l=True), SIZES)
@@ -229,4 +235,5 @@ def test_evaluate_skips_a_fold_the_data_cannot_fill(tmp_path):
     assert "auc" in got["W2L"] and (tmp_path / "results" / "W2L" / "metrics.json").exists()
     skipped = {fold for fold, m in got.items() if "skipped" in m}
     assert skipped == {"W2L_S", "VRT", "VRT_S", "A2H", "A2H_S", "MIT", "MIT_S"}
+    assert "auc" in got["FAV"]  # the FakeAVCeleb-style test set of the same model
     assert "no fake clips" in got["MIT"]["skipped"] and not (tmp_path / "results" / "MIT").exists()

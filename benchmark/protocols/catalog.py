@@ -118,6 +118,7 @@ def _check_methods(spec: ProtocolSpec, pf: ProtocolFile, where: str) -> None:
     if cross is not None:
         sels.append(Selector(cross.train, "train"))
         sels += [Selector(t.fake, n) for n, t in cross.tests.items()]
+    sels += [Selector(t.fake, n) for n, t in spec.transfer.items()]
     used = set().union(*(s.values_of("method") for s in sels)) - {"real"}
     unknown = sorted(used - set(pf.methods))
     if unknown:

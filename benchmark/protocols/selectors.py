@@ -98,7 +98,7 @@ class Selector:
 
     def matches(self, row: Mapping[str, Any]) -> bool:
         for field, accepted in self._fields:
-            if _value(row, field) not in accepted:
+            if field_value(row, field) not in accepted:
                 return False
         if self._any and not any(s.matches(row) for s in self._any):
             return False
@@ -139,7 +139,8 @@ def _check_field_name(key: str, where: str) -> None:
     raise ConfigError(f"{where}: unknown selector field {key!r}{hint}; known: {known}")
 
 
-def _value(row: Mapping[str, Any], field: str) -> Any:
+def field_value(row: Mapping[str, Any], field: str) -> Any:
+    """A row's value of a Clip field or of ``extra.NAME`` (rows from ``rows_of``: extra parsed)."""
     if field.startswith(EXTRA_PREFIX):
         return row[PARSED_EXTRA].get(field[len(EXTRA_PREFIX):])
     return row.get(field)

@@ -9,13 +9,22 @@ them (AVG-FV), and exactly one split strategy:
 - ``random``: groups of clips (by ``video_id`` unless told otherwise) go to
   test with probability ``test`` and to validation with ``val`` of the rest,
   stratified so every part keeps the class (and category) mix. One fold.
-- ``groups``: a field's values name the part (ethnicity -> train/val/test). One fold.
+- ``groups``: a field's values name the part (ethnicity -> train/val/test; or a
+  corpus' own split, ``extra.split`` -> train/val/test). When the corpus names
+  no validation part (``val: []``), ``val_fraction`` of the training groups is
+  kept for validation. One fold.
 - ``leave_one_out``: one fold per held-out category: test = that category's
   fakes + the test part of the real clips; train/val = the other categories'
   fakes + the remaining real clips.
 - ``cross``: train/val from one selector, one fold per named test set
   (fakes + reals from other selectors); optionally ``sides`` first splits the
   pool by identity so that the train and test sides never share one.
+
+A one-fold protocol (``random``, ``groups``) may name its fold (``main_fold``,
+default ``main``) and add ``transfer`` test sets: further folds that share the
+fold's train and validation parts (one checkpoint) and test on other clips of
+the protocol's ``corpora`` (its ``select`` restricts only the split), such as
+CMDFD subsets or KoDF for a model trained on FakeAVCeleb.
 
 Everything is checked at load (unknown keys named, types, fractions, that
 names referenced exist); guarantees that depend on the data are checked when
@@ -55,10 +64,14 @@ class RandomSplit:
 class GroupSplit:
     """A field's values decide the part (e.g. ethnicity)."""
 
-    field: str
+    field: str  # a Clip field, or extra.NAME
     train: list[str]
     val: list[str]
     test: list[str]
+    # With ``val: []``: the share of the training groups (``by``) kept for validation.
+    val_fraction: float = 0.0
+    by: str = "video_id"
+    seed: int = 0
 
 
 @dataclass
@@ -70,6 +83,9 @@ class LeaveOneOut:
     real: dict[str, Any]
     # How the videos (real clips and their fakes together) are cut into test / val / train.
     video_split: RandomSplit
+    # A field naming each clip's part (``extra.split``: the released train/test lists); then only
+    # video_split.val / by / seed are used, to carve validation out of the training part.
+    split_field: str | None = None
 
 
 @dataclass
@@ -124,10 +140,17 @@ class ProtocolSpec:
     # Fields no value of which may appear in two parts of a fold.
     # video_id is always enforced; add identity for identity-disjoint protocols.
     disjoint: list[str] = field(default_factory=lambda: ["video_id"])
+    # False only to reproduce a released split that cuts videos (ECL's FAV lists put a video's
+    # real clip and the fakes made on it in different parts); splitting then logs how many.
+    video_disjoint: bool = True
     # Named fake categories (selectors) for per-category metrics.
     categories: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Named means over categories or folds (AVG-FV, AVG).
     averages: dict[str, list[str]] = field(default_factory=dict)
+    # The one fold of a random / groups split is named this.
+    main_fold: str = "main"
+    # Further test folds sharing that fold's train/val parts (see the module docstring).
+    transfer: dict[str, TestSet] = field(default_factory=dict)
     # The real-corpus protocol a studio protocol mirrors.
     twin_of: str | None = None
     notes: str = ""
@@ -159,7 +182,9 @@ def check_fraction(value: float, where: str, allow_zero: bool = True) -> None:
         raise ConfigError(f"{where}: fraction {value} must be in {'[0' if allow_zero else '(0'}, 1)")
 
 
-def _check_group_field(name: str, where: str) -> None:
+def _check_group_field(name: str, where: str, allow_extra: bool = False) -> None:
+    if allow_extra and name.startswith("extra.") and len(name) > len("extra."):
+        return
     if name not in CLIP_SCHEMA.names:
         raise ConfigError(f"{where}: {name!r} is not a Clip field; known: {list(CLIP_SCHEMA.names)}")
 
@@ -197,12 +222,17 @@ def validate_spec(spec: ProtocolSpec, where: str) -> None:
         folds = ["main"]
     elif s.groups is not None:
         g = s.groups
-        _check_group_field(g.field, f"{here}.groups.field")
+        _check_group_field(g.field, f"{here}.groups.field", allow_extra=True)
+        _check_group_field(g.by, f"{here}.groups.by")
+        check_fraction(g.val_fraction, f"{here}.groups.val_fraction")
+        if g.val and g.val_fraction:
+            raise ConfigError(f"{here}.groups: give val values or val_fraction, not both")
         seen: dict[str, str] = {}
         for part in PARTS:
             values = getattr(g, part)
-            if not values:
-                raise ConfigError(f"{here}.groups.{part}: at least one {g.field} value is required")
+            if not values and not (part == "val" and g.val_fraction > 0):
+                raise ConfigError(f"{here}.groups.{part}: at least one {g.field} value is required"
+                                  + (" (or val_fraction)" if part == "val" else ""))
             for v in values:
                 if v in seen:
                     raise ConfigError(f"{here}.groups: {g.field} {v!r} is in both {seen[v]} and {part}")
@@ -211,7 +241,9 @@ def validate_spec(spec: ProtocolSpec, where: str) -> None:
     elif s.leave_one_out is not None:
         lo = s.leave_one_out
         Selector(lo.real, f"{here}.leave_one_out.real")
-        _check_random(lo.video_split, f"{here}.leave_one_out.video_split")
+        _check_random(lo.video_split, f"{here}.leave_one_out.video_split", need_test=lo.split_field is None)
+        if lo.split_field is not None:
+            _check_group_field(lo.split_field, f"{here}.leave_one_out.split_field", allow_extra=True)
         if not lo.held_out:
             raise ConfigError(f"{here}.leave_one_out.held_out: list at least one category")
         for name in lo.held_out:
@@ -235,6 +267,16 @@ def validate_spec(spec: ProtocolSpec, where: str) -> None:
             Selector(t.fake, f"{here}.cross.tests.{name}.fake")
             Selector(t.real, f"{here}.cross.tests.{name}.real")
         folds = list(c.tests)
+    if spec.main_fold != "main" or spec.transfer:
+        if s.random is None and s.groups is None:
+            raise ConfigError(f"{where}: main_fold and transfer apply to random and groups splits only")
+        folds = [spec.main_fold]
+        for name, t in spec.transfer.items():
+            if name in folds:
+                raise ConfigError(f"{where}.transfer: {name!r} is already a fold name")
+            Selector(t.fake, f"{where}.transfer.{name}.fake")
+            Selector(t.real, f"{where}.transfer.{name}.real")
+            folds.append(name)
     names = set(folds) | set(spec.categories)
     for avg, members in spec.averages.items():
         missing = [m for m in members if m not in names]
@@ -251,4 +293,4 @@ def fold_names(spec: ProtocolSpec) -> list[str]:
         return list(s.leave_one_out.held_out)
     if s.cross is not None:
         return list(s.cross.tests)
-    return ["main"]
+    return [spec.main_fold, *spec.transfer]

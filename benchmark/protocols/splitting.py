@@ -16,6 +16,7 @@ Guarantees, checked on every fold (a violation raises ``ProtocolError``):
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,11 +25,13 @@ from typing import Any
 
 import pyarrow as pa
 
-from benchmark.protocols.selectors import Selector, parse_extra
+from benchmark.protocols.selectors import Selector, field_value, parse_extra
 from benchmark.protocols.spec import PARTS, ProtocolSpec, RandomSplit
 from pipeline.atomic import sha256_json
 from pipeline.clip import Clip
 from pipeline.errors import AvdfError
+
+log = logging.getLogger(__name__)
 
 REAL = "real"
 
@@ -261,11 +264,13 @@ def split_protocol(
     pool = [r for r in rows if r.get("corpus") in corpora and pool_sel.matches(r)]
     categories = {n: Selector(s, f"{where}.categories.{n}") for n, s in spec.categories.items()}
     assignments = _STRATEGIES[spec.split.strategy](spec, pool, categories, where)
+    if spec.main_fold != "main" or spec.transfer:
+        assignments = _with_transfer(spec, assignments.pop("main"), rows, where)
     wanted = list(assignments) if folds is None else list(folds)
     unknown = [f for f in wanted if f not in assignments]
     if unknown:
         raise ProtocolError(f"{where} has no fold(s) {unknown}; folds: {list(assignments)}")
-    by_key = {r["key"]: r for r in pool}
+    by_key = {r["key"]: r for r in rows if r.get("corpus") in corpora}
     out: dict[str, Fold] = {}
     for name in wanted:
         parts, test_cats = assignments[name]
@@ -280,6 +285,34 @@ def split_protocol(
         check_fold(fold, by_key, spec, f"{where} fold {name}")
         out[name] = fold
     return Splits(protocol=spec.name, version=spec.version, protocol_hash=protocol_hash, folds=out)
+
+
+def _with_transfer(spec, main: Assignment, rows, where) -> dict[str, Assignment]:
+    """The main fold under its name, then one fold per transfer test set: the main fold's
+    train/val parts, tested on clips of the protocol's corpora that the main fold does not use
+    (``select`` restricts only the split) and that share no ``disjoint`` value with training."""
+    parts, _ = main
+    out = {spec.main_fold: main}
+    corpora = set(spec.corpora)
+    train_val = {k: p for k, p in parts.items() if p != "test"}
+    # A transfer test never shares a video (or, for identity-disjoint protocols, an identity)
+    # with training: clips that would are left out, so the test side is what training never saw.
+    fields = list(dict.fromkeys(["video_id", *spec.disjoint]))
+    by_key = {r["key"]: r for r in rows}
+    seen = {f: {by_key[k].get(f) for k in train_val} - {None} for f in fields}
+    outside = [r for r in rows if r.get("corpus") in corpora and r["key"] not in parts
+               and not any(r.get(f) in seen[f] for f in fields)]
+    for name, t in spec.transfer.items():
+        fake_sel = Selector(t.fake, f"{where}.transfer.{name}.fake")
+        real_sel = Selector(t.real, f"{where}.transfer.{name}.real")
+        fold_parts, tests = dict(train_val), {}
+        for r in outside:
+            if r["label"] == 1 and fake_sel.matches(r):
+                fold_parts[r["key"]], tests[r["key"]] = "test", name
+            elif r["label"] == 0 and real_sel.matches(r):
+                fold_parts[r["key"]], tests[r["key"]] = "test", REAL
+        out[name] = (fold_parts, tests)
+    return out
 
 
 Assignment = tuple[dict[str, str], dict[str, str]]  # key -> part, test key -> category
@@ -298,9 +331,32 @@ def _split_random(spec, pool, categories, where) -> dict[str, Assignment]:
 def _split_groups(spec, pool, categories, where) -> dict[str, Assignment]:
     g = spec.split.groups
     value_part = {v: part for part in PARTS for v in getattr(g, part)}
-    parts = {r["key"]: value_part[r.get(g.field)] for r in pool if r.get(g.field) in value_part}
+    parts = {r["key"]: value_part[v] for r in pool if (v := field_value(r, g.field)) in value_part}
+    if g.val_fraction > 0:
+        parts = _carve_val(parts, pool, g.val_fraction, g.by, g.seed, where)
     by_key = {r["key"]: r for r in pool}
     return {"main": (parts, _test_categories(parts, by_key, categories, where))}
+
+
+def _carve_val(parts: dict[str, str], pool: Sequence[dict[str, Any]], fraction: float, by: str, seed: int,
+               where: str) -> dict[str, str]:
+    """The corpus names no validation part: keep ``fraction`` of the training groups for it."""
+    train = [r for r in pool if parts.get(r["key"]) == "train"]
+    return parts | assign_groups(train, by, {"val": fraction, "train": 1.0}, seed, _stratum_by(["label"]),
+                                 f"{where} (validation)")
+
+
+def _given_parts(rows: Sequence[dict[str, Any]], field: str, val: float, by: str, seed: int,
+                 where: str) -> dict[str, str]:
+    """key -> part from a field naming ``train`` or ``test`` (a corpus' released lists)."""
+    parts = {}
+    for r in rows:
+        value = field_value(r, field)
+        if value not in ("train", "test"):
+            raise ProtocolError(f"{where}: clip {r['key']!r} has {field} {value!r}; this protocol needs "
+                                "'train' or 'test' on every clip (the released lists)")
+        parts[r["key"]] = value
+    return _carve_val(parts, rows, val, by, seed, where) if val > 0 else parts
 
 
 def _split_leave_one_out(spec, pool, categories, where) -> dict[str, Assignment]:
@@ -318,7 +374,12 @@ def _split_leave_one_out(spec, pool, categories, where) -> dict[str, Assignment]
             if cat is not None:
                 cat_of[r["key"]] = cat
     clips = reals + [r for r in pool if r["key"] in cat_of]
-    video_parts = _assign_random(clips, lo.video_split, f"{where} (videos)")
+    if lo.split_field:
+        # The corpus' own train/test lists decide; validation is carved from the training videos.
+        video_parts = _given_parts(clips, lo.split_field, lo.video_split.val, lo.video_split.by,
+                                   lo.video_split.seed, f"{where} (videos)")
+    else:
+        video_parts = _assign_random(clips, lo.video_split, f"{where} (videos)")
     out: dict[str, Assignment] = {}
     for held in lo.held_out:
         parts: dict[str, str] = {}
@@ -381,6 +442,16 @@ _STRATEGIES = {
 
 # --------------------------------------------------------------------------- guarantees
 
+def _log_shared_videos(part_of: Mapping[str, str], by_key: Mapping[str, dict[str, Any]], where: str) -> None:
+    parts: dict[Any, set[str]] = defaultdict(set)
+    for key, part in part_of.items():
+        parts[by_key[key].get("video_id")].add(part)
+    shared = sum(1 for v, p in parts.items() if v is not None and len(p) > 1)
+    if shared:
+        log.warning("%s: %d of %d videos have clips in more than one part (this released split cuts videos)",
+                    where, shared, len(parts))
+
+
 def check_fold(fold: Fold, by_key: Mapping[str, dict[str, Any]], spec: ProtocolSpec, where: str) -> None:
     """Raise ProtocolError if the fold breaks any guarantee of the module docstring."""
     part_of: dict[str, str] = {}
@@ -389,7 +460,11 @@ def check_fold(fold: Fold, by_key: Mapping[str, dict[str, Any]], spec: ProtocolS
             if key in part_of:
                 raise ProtocolError(f"{where}: clip {key!r} is in both {part_of[key]} and {part}")
             part_of[key] = part
+    if not spec.video_disjoint:
+        _log_shared_videos(part_of, by_key, where)
     for fld in dict.fromkeys(["video_id", *spec.disjoint]):
+        if fld == "video_id" and not spec.video_disjoint:
+            continue
         seen: dict[Any, tuple[str, str]] = {}
         for key, part in part_of.items():
             value = by_key[key].get(fld)

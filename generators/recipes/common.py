@@ -52,11 +52,12 @@ class Task:
 
 @dataclass
 class Selection:
-    """Targets and their driving audio: cross-identity and the identity's own other utterance."""
+    """A target clip and the other identity's clip whose speech drives its cross-identity fakes.
+
+    The self-audio fakes (CMDFD ``_S``) are driven by the target's own audio track."""
 
     target: Clip
     cross: Clip
-    self_audio: Clip | None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -98,32 +99,32 @@ def clear_speech(clips: Sequence[Clip], media_root: Path, min_voiced_fraction: f
 
 def select_pairs(clips: Sequence[Clip], seed: int, *, targets_per_identity: int = 1, max_targets: int | None = None,
                  voiced: dict[str, float] | None = None, min_voiced_fraction: float = 0.0) -> list[Selection]:
-    """For each clear-speech identity, ``targets_per_identity`` target clips, each with
-    a cross-identity audio clip (another clear-speech identity) and a self audio clip
-    (the same identity, another utterance: another video when it has one).
-    ``max_targets`` caps the selection, spread over the (ethnicity, gender) groups."""
+    """For each clear-speech identity, ``targets_per_identity`` target clips, each paired with a
+    clip of another clear-speech identity whose speech drives its cross-identity fakes.
+
+    As in the released CMDFD lists, cross pairs are mutual swaps: identities are paired off
+    (A, B) and A's k-th target is driven by B's k-th target and vice versa; with an odd number
+    of identities the last one borrows a partner's target. ``max_targets`` caps the selection,
+    spread over the (ethnicity, gender) groups."""
     real = sorted((c for c in clips if c.label == 0), key=lambda c: c.key)
     by_id: dict[str, list[Clip]] = defaultdict(list)
     for c in real:
         by_id[c.identity].append(c)
     ids = sorted(i for i in by_id if voiced is None or voiced.get(i, 0.0) >= min_voiced_fraction)
-    rng = np.random.default_rng(seed)
-    out: list[Selection] = []
     if len(ids) < 2:
-        return out
+        return []
+    rng = np.random.default_rng(seed)
+    targets = {i: [by_id[i][j] for j in rng.permutation(len(by_id[i]))[:targets_per_identity]] for i in ids}
+    order = [ids[j] for j in rng.permutation(len(ids))]
+    partner: dict[str, str] = {}
+    for a, b in zip(order[0::2], order[1::2]):
+        partner[a], partner[b] = b, a
+    if len(order) % 2:
+        partner[order[-1]] = order[rng.integers(len(order) - 1)]
+    out: list[Selection] = []
     for identity in ids:
-        own = by_id[identity]
-        order = rng.permutation(len(own))
-        for ti in order[:targets_per_identity]:
-            target = own[ti]
-            others = [i for i in ids if i != identity]
-            cross_id = others[rng.integers(len(others))]
-            cross = by_id[cross_id][rng.integers(len(by_id[cross_id]))]
-            rest = [c for c in own if c.key != target.key]
-            other_video = [c for c in rest if c.video_id != target.video_id]
-            pool = other_video or rest
-            self_audio = pool[rng.integers(len(pool))] if pool else None
-            out.append(Selection(target, cross, self_audio))
+        theirs = targets[partner[identity]]
+        out += [Selection(target, theirs[k % len(theirs)]) for k, target in enumerate(targets[identity])]
     if max_targets is not None and len(out) > max_targets:
         out = spread_over_groups(out, max_targets)
     return out

@@ -10,16 +10,28 @@ everything up to and including a known dataset folder (``My_Test``,
 else the list's common folder; the rest is joined to ``--root`` (or
 ``--fav-root`` for the ``FAV_*`` lists).
 
-A clip may sit in several lists (the 1,000 real clips recur in every
-subset), so keys are ``<corpus>/<subset>/<clip>``: each subset is a complete
-test set, and ``extra.subset`` names it. ``*_Self`` lists set
-``self_audio=True`` on their fakes. ``FAV_*`` lists are FakeAVCeleb clips
-(corpus ``fakeavceleb``); their folder names carry FakeAVCeleb's categories
-(A real, B RTVC, C one-modality fakes, D both) and methods (W2L, FACESWAP,
-FSGAN), mapped to categories and methods here.
+A clip that sits in several lists is one clip, not several: the 1,000 real
+clips recur in all 8 CMDFD lists, and ``FAV_test.csv`` is the union of the
+``FAV_test_*`` lists (under another author prefix). Keys therefore name the
+clip, not the list: CMDFD reals are ``cmdfd/origin/<clip>`` (``extra.subset``
+``origin``, ``extra.lists`` every list naming it), CMDFD fakes
+``cmdfd/<subset>/<ID_Name>`` (``extra.subset`` the list's stem), FakeAVCeleb
+clips ``fakeavceleb/<train|test>/<ID_Name>`` (``extra.split``; the arranged
+folder in ``extra.fav_folder``). Repeats are merged when they point at the
+same re-rooted file with the same labels; a repeat that disagrees is a
+``duplicate`` failure. ``*_Self`` lists set ``self_audio=True`` on their
+fakes. ``FAV_*`` folder names carry FakeAVCeleb's categories (A real, B
+RTVC, C one-modality fakes, D both) and methods (W2L, FACESWAP, FSGAN),
+mapped to categories and methods here.
+
+Fake ``ID_Name``s are ``<prefix>+<target>-<audio>``, each side an identity
+(``id00420``, as released) or a clip id that starts with one
+(``id00420_sb9xiyXW0aw``, as ``avdf generate --recipe cmdfd`` exports when
+an identity is forged more than once).
 """
 from __future__ import annotations
 
+import json
 import posixpath
 import re
 from pathlib import Path
@@ -59,7 +71,8 @@ FAV_RACES = {
 # The ID_Name suffix code (A/V, R/F) -> category.
 FAV_CODES = {"ARVR": "RVRA", "AFVR": "RVFA", "ARVF": "FVRA", "AFVF": "FVFA"}
 _REAL_RE = re.compile(r"^(id\d+)_(.+)$")
-_PAIR_RE = re.compile(r"^(id\d+)-(id\d+)$")
+# <target>-<audio>: identities, or clip ids starting with the identity (YouTube ids may hold '-').
+_PAIR_RE = re.compile(r"^(id\d+)(?:_[A-Za-z0-9_-]+?)?-(id\d+)(?:_[A-Za-z0-9_-]+)?$")
 
 
 def _bit(value: str, column: str, where: str) -> int:
@@ -77,6 +90,22 @@ def _number(value: str) -> float | None:
         return float(value)
     except ValueError:
         return None
+
+
+def _fav_split(subset: str) -> str:
+    """``FAV_train_FAKE_W2L_C`` -> ``train``; the lists are named FAV_<train|test>[_<folder>]."""
+    split = subset.split("_")[1] if subset.count("_") >= 1 else ""
+    if split not in ("train", "test"):
+        raise IngestError(f"{subset}.csv: a FAV list must be named FAV_train[_…] or FAV_test[_…]")
+    return split
+
+
+def _add_list(clip: Clip, subset: str) -> None:
+    extra = json.loads(clip.extra or "{}")
+    lists = extra.get("lists", [])
+    if subset not in lists:
+        extra["lists"] = sorted([*lists, subset])
+        clip.extra = json.dumps(extra, sort_keys=True, ensure_ascii=False)
 
 
 class Rerooter:
@@ -144,7 +173,7 @@ class CMDFDAdapter(Adapter):
     def scan(self) -> ScanResult:
         result = ScanResult()
         seen: dict[str, object] = {}
-        pending: list[tuple[Clip, str | None]] = []
+        pending: dict[str, tuple[Clip, str | None]] = {}
         for csv_path in self.list_files():
             if csv_path.stat().st_size == 0:
                 result.notes["empty lists skipped"] += 1
@@ -155,19 +184,34 @@ class CMDFDAdapter(Adapter):
             reroot = Rerooter(self.fav_root if fav else self.root, self.strip_prefix, [r["Video_Path"] for r in rows])
             for n, row in enumerate(rows, 2):
                 where = f"{csv_path.name} line {n}"
-                corpus = "fakeavceleb" if fav else "cmdfd"
-                key = f"{corpus}/{safe_id(subset)}/{safe_id(row['ID_Name'] or f'line{n}')}"
+                key = self._key(row, subset, n)
                 try:
                     clip, audio_identity = (self._fav_clip if fav else self._cmdfd_clip)(row, key, subset, reroot, where)
                 except ValueError as exc:
                     result.fail(key, "bad_row", str(exc))
                     continue
-                if not dedupe_key(result, seen, key, tuple(sorted(row.items())), where):
+                # The same clip listed again (another subset, the FAV union) merges; its lists are kept.
+                fingerprint = (clip.path, clip.label, clip.video_fake, clip.audio_fake)
+                if key in pending and seen.get(key) == fingerprint:
+                    _add_list(pending[key][0], subset)
+                if not dedupe_key(result, seen, key, fingerprint, where):
                     continue
-                pending.append((clip, audio_identity))
-        self._link_sources(pending)
-        result.clips = [c for c, _ in pending]
+                _add_list(clip, subset)
+                pending[key] = (clip, audio_identity)
+        found = list(pending.values())
+        self._link_sources(found)
+        result.clips = [c for c, _ in found]
         return result
+
+    @staticmethod
+    def _key(row: dict[str, str], subset: str, line: int) -> str:
+        name = safe_id(row["ID_Name"] or f"line{line}")
+        if subset.startswith("FAV_"):
+            return f"fakeavceleb/{_fav_split(subset)}/{name}"
+        prefix, _, clip_id = row["ID_Name"].partition("+")
+        if prefix == "origin" and clip_id:
+            return f"cmdfd/origin/{safe_id(clip_id)}"
+        return f"cmdfd/{safe_id(subset)}/{name}"
 
     # ----------------------------------------------------------------- rows
 
@@ -220,7 +264,7 @@ class CMDFDAdapter(Adapter):
             m = _REAL_RE.match(clip_id)
             identity = m.group(1) if m else clip_id
             clip = self._common(
-                row, key, subset, reroot, where, "cmdfd",
+                row, key, "origin", reroot, where, "cmdfd",
                 identity=identity, video_id=safe_id(clip_id), method="real", audio_source_identity=identity,
             )
             if clip.label != 0:
@@ -230,8 +274,10 @@ class CMDFDAdapter(Adapter):
         if not m:
             raise ValueError(f"{where}: ID_Name {row['ID_Name']!r} is neither origin+<id>_<video> nor <method>+<id>-<id>")
         identity, audio_identity = m.group(1), m.group(2)
+        target_clip, _, _ = clip_id.rpartition("-" + audio_identity)
         clip = self._common(
             row, key, subset, reroot, where, "cmdfd",
+            more={"target_clip": target_clip if target_clip != identity else None},
             identity=identity,
             video_id=identity,  # replaced by the source video's id in _link_sources when known
             method=CMDFD_METHODS.get(base, safe_id(prefix).lower()),
@@ -258,7 +304,7 @@ class CMDFDAdapter(Adapter):
             method=FAV_METHODS[folder],
             ethnicity=FAV_RACES.get(race, race) if race else None,
             gender=gender.lower() if gender else None,
-            more={"fav_folder": folder, "youtube_id": youtube_id, "fav_race": race},
+            more={"fav_folder": folder, "youtube_id": youtube_id, "fav_race": race, "split": _fav_split(subset)},
         )
         if code in FAV_CODES and FAV_CODES[code] != clip.category:
             raise ValueError(f"{where}: ID_Name code {code} disagrees with the labels ({clip.category})")
@@ -268,39 +314,31 @@ class CMDFDAdapter(Adapter):
     def _link_sources(pending: list[tuple[Clip, str | None]]) -> None:
         """Fakes: group with the source video and point at the real clips used.
 
-        CMDFD fakes link to the ``origin`` clips of their video and audio
-        identities (same subset first); FakeAVCeleb fakes to the real clip of
-        the same source video in the same split (train/test).
+        CMDFD fakes link to the ``origin`` clip of their target (the named clip, or the
+        identity's only origin clip) and of their audio identity; FakeAVCeleb fakes to the
+        real clip of the same source video in the same split (train/test).
         """
         fav_reals: dict[tuple[str, str], list[str]] = {}
         for clip, _ in pending:
             if clip.corpus == "fakeavceleb" and clip.method == "real":
-                split = clip.key.split("/")[1].split("_")[1]
-                fav_reals.setdefault((split, clip.video_id), []).append(clip.key)
+                fav_reals.setdefault((clip.key.split("/")[1], clip.video_id), []).append(clip.key)
         for clip, _ in pending:
             if clip.corpus == "fakeavceleb" and clip.method != "real":
-                split = clip.key.split("/")[1].split("_")[1]
-                clip.source_keys = list(fav_reals.get((split, clip.video_id), []))
-        origin: dict[tuple[str, str], list[Clip]] = {}
-        anywhere: dict[str, list[Clip]] = {}
+                clip.source_keys = list(fav_reals.get((clip.key.split("/")[1], clip.video_id), []))
+        origin: dict[str, list[Clip]] = {}
+        by_clip_id: dict[str, Clip] = {}
         for clip, _ in pending:
             if clip.corpus == "cmdfd" and clip.method == "real":
-                subset = clip.key.split("/")[1]
-                origin.setdefault((subset, clip.identity), []).append(clip)
-                anywhere.setdefault(clip.identity, []).append(clip)
+                origin.setdefault(clip.identity, []).append(clip)
+                by_clip_id[clip.key.rsplit("/", 1)[1]] = clip
         for clip, audio_identity in pending:
             if clip.corpus != "cmdfd" or clip.method == "real":
                 continue
-            subset = clip.key.split("/")[1]
-
-            def reals(identity: str | None) -> list[Clip]:
-                if identity is None:
-                    return []
-                return origin.get((subset, identity)) or anywhere.get(identity, [])
-
-            video_src = reals(clip.identity)
+            target_clip = json.loads(clip.extra or "{}").get("target_clip")
+            named = by_clip_id.get(safe_id(target_clip)) if target_clip else None
+            video_src = [named] if named is not None else origin.get(clip.identity, [])
             if len({c.video_id for c in video_src}) == 1:
                 clip.video_id = video_src[0].video_id
             keys = [c.key for c in video_src]
-            keys += [c.key for c in reals(audio_identity) if c.key not in keys]
+            keys += [c.key for c in origin.get(audio_identity or "", []) if c.key not in keys]
             clip.source_keys = keys
