@@ -7,7 +7,10 @@ Rows are detectors and their ablations (result ``detector.name`` +
 - cross-manipulation: AP and AUC of each held-out category, then AVG-FV;
 - cross-dataset: AUC of FakeAVCeleb's test set and each CMDFD subset, AVG, then KoDF.
 
-Other families get AUC and AP per fold. Results on studio-twin protocols go
+Other families get AUC and AP per fold. Detectors with per-modality scores get
+a per-modality table over the intra protocols (AVPrompt's Table 4: ACC / AUC
+of the video score against the video label, of the audio score against the
+audio label). Results on studio-twin protocols go
 to their own tables, labelled as a proxy that is not comparable to
 real-corpus numbers. Averages over folds (AVG-FV, AVG) are computed here
 from the fold results (mean of the fold metrics, bootstrap CI from the fold
@@ -43,6 +46,9 @@ FAMILY_LAYOUT: dict[str, tuple[str, tuple[str, ...]]] = {
     "cross-dataset": ("Cross-dataset (AUC per test set)", ("auc",)),
 }
 OTHER_METRICS = ("auc", "ap")
+MODALITY_TITLE = "Per modality (ACC / AUC of each modality's score against its own label)"
+# (metric key, header suffix) of the per-modality table; the key reads metrics.modalities.<m>.<metric>
+MODALITY_METRICS = (("video.acc", "ACC_v"), ("video.auc", "AUC_v"), ("audio.acc", "ACC_a"), ("audio.auc", "AUC_a"))
 FAMILY_ORDER = ["intra", "cross-manipulation", "cross-dataset"]
 # Column order inside a family follows the papers; studio twins sort with what they mirror.
 PROTOCOL_ORDER = ["intra-random", "intra-group", "cross-manipulation", "cross-dataset"]
@@ -242,6 +248,15 @@ class Board:
         protocol = (column.protocol, column.version)
         folds = self.cells.get((row, protocol), {})
         snapshot = self.snapshots[protocol]
+        if "." in column.metric:  # per modality: metrics.modalities.<modality>.<metric>
+            modality, metric = column.metric.split(".")
+            entry = folds.get(column.item)
+            block = (entry.result["metrics"].get("modalities") or {}).get(modality) if entry else None
+            if block is None:
+                return Cell(note="no result" if entry is None else "no per-modality score")
+            ci = (block.get("ci") or {}).get(metric) or {}
+            return Cell(value=block.get(metric), low=ci.get("low"), high=ci.get("high"),
+                        note=(block.get("undefined") or {}).get(metric, ""))
         if column.item in snapshot["folds"]:
             entry = folds.get(column.item)
             if entry is None:
@@ -291,7 +306,29 @@ def build_tables(board: Board) -> list[Table]:
                 continue
             table.rows.append(Row(row[0], row[1], row[2], [board.cell(row, c) for c in columns]))
         tables.append(table)
+        if family == "intra":
+            tables += _modality_table(board, section, protocols)
     return tables
+
+
+def _modality_table(board: Board, section: str, protocols: list[tuple[str, str]]) -> list[Table]:
+    """The per-modality table of the intra protocols' rows that have per-modality results."""
+    def has_modalities(row) -> bool:
+        return any("modalities" in e.result["metrics"] for p in protocols for e in board.cells.get((row, p), {}).values())
+
+    rows = [row for row in board.rows() if has_modalities(row)]
+    if not rows:
+        return []
+    columns = []
+    for p in protocols:
+        snap = board.snapshots[p]
+        for fold in snap["folds"]:
+            prefix = snap["name"] + ("" if fold == "main" else f" {fold}")
+            columns += [Column(snap["name"], snap["version"], fold, key, f"{prefix} {header}")
+                        for key, header in MODALITY_METRICS]
+    table = Table(section, "intra-modality", MODALITY_TITLE, columns)
+    table.rows = [Row(row[0], row[1], row[2], [board.cell(row, c) for c in columns]) for row in rows]
+    return [table]
 
 
 # --------------------------------------------------------------------------- writing

@@ -3,7 +3,8 @@
 One result = one detector (or submission) scored on one fold of one protocol
 version. Its folder holds ``metrics.json`` and the ``scores.parquet`` it
 points to (one row per test video: key, video_id, score[, video_score,
-audio_score], label, category) from which curves are drawn. Schema
+audio_score], label, video_fake, audio_fake, category) from which curves are
+drawn. Schema
 ``avdf-results/1``::
 
     schema      "avdf-results/1"
@@ -16,7 +17,11 @@ audio_score], label, category) from which curves are drawn. Schema
     metrics     benchmark.metrics.evaluate_scores output (threshold, overall,
                 per_category, category_mean, each with bootstrap CIs) plus
                 ``averages``: the protocol's averages computable inside this fold
-                (e.g. AVG-FV over intra categories), with CIs
+                (e.g. AVG-FV over intra categories), with CIs; and
+                ``modalities``: {video, audio} -- the per-modality scores of a
+                detector that has them, each scored against its own modality
+                label (video_score vs video_fake, audio_score vs audio_fake:
+                AVPrompt's Acc_v / AUC_v / Acc_a / AUC_a), with CIs
     scores      {path (relative to metrics.json), sha256, rows} or null
     extra       free-form mapping for the producer (checkpoint, epoch, ...)
 
@@ -58,6 +63,8 @@ METRICS_NAME = "metrics.json"
 SCORES_NAME = "scores.parquet"
 KINDS = ("detector", "submission")
 MODALITY_SCORES = ("video_score", "audio_score")
+# modality -> (its score column, the manifest label it is scored against)
+MODALITIES = {"video": ("video_score", "video_fake"), "audio": ("audio_score", "audio_fake")}
 # How many offending keys an error message lists.
 SHOW = 5
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -325,6 +332,10 @@ def score_predictions(
     )
     metrics["averages"] = _fold_averages(protocol, metrics, labels, scores, categories, threshold, n_bootstrap,
                                          seed, level)
+    modality_labels = {label: [int(bool(test_rows[k].get(label))) for k in keys] for _, label in MODALITIES.values()}
+    modalities = _modality_metrics(preds, modality_labels, threshold, n_bootstrap, seed, level)
+    if modalities:
+        metrics["modalities"] = modalities
     table = {
         "key": pa.array(keys, pa.string()),
         "video_id": pa.array([test_rows[k].get("video_id") for k in keys], pa.string()),
@@ -334,6 +345,8 @@ def score_predictions(
         if name in preds.column_names:
             table[name] = preds.column(name)
     table["label"] = pa.array(labels, pa.int8())
+    for _, label in MODALITIES.values():
+        table[label] = pa.array(modality_labels[label], pa.int8())
     table["category"] = pa.array(categories, pa.string())
     result = make_result(
         detector=detector,
@@ -344,6 +357,21 @@ def score_predictions(
         extra=extra,
     )
     return Scored(result=result, scores=pa.table(table))
+
+
+def _modality_metrics(preds: pa.Table, labels: Mapping[str, list[int]], threshold: float, n_bootstrap: int,
+                      seed: int, level: float) -> dict[str, Any]:
+    """Each modality score a detector gave for every test video, against that modality's label
+    (a clip forged in the other modality only is a negative here). Undefined metrics (e.g. no
+    fake audio on CMDFD) are None with the reason, as for the overall block."""
+    out = {}
+    for modality, (column, label) in MODALITIES.items():
+        if column not in preds.column_names or preds.column(column).null_count:
+            continue
+        scores = preds.column(column).to_numpy(zero_copy_only=False)
+        out[modality] = evaluate_scores(labels[label], scores, threshold=threshold, n_bootstrap=n_bootstrap,
+                                        seed=seed + sum(map(ord, modality)), level=level)["overall"]
+    return out
 
 
 def _fold_averages(protocol, metrics, labels, scores, categories, threshold, n_bootstrap, seed, level):
@@ -569,7 +597,8 @@ def _average(value, where, name):
 def _metrics(value, where, name):
     _check_keys(value, where, name, {"threshold": _number(0.0, 1.0), "overall": _block},
                 {"per_category": _mapping_of(_block), "category_mean": _average,
-                 "averages": _mapping_of(_average), "n_segments": _COUNT})
+                 "averages": _mapping_of(_average), "n_segments": _COUNT,
+                 "modalities": lambda v, w, n: _check_keys(v, w, n, {}, {m: _block for m in MODALITIES})})
 
 
 def _averages_def(value, where, name):

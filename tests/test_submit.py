@@ -231,7 +231,7 @@ def test_valid_csv_is_scored_with_manifest_labels(studio, tmp_path, good, capsys
     assert result["protocol"]["hash"] == protocol.hash and result["fold"] == "main"
     assert result["extra"]["predictions"] == "preds.csv"
     scores = read_scores(folder / METRICS_NAME, result)
-    assert scores.column_names == ["key", "video_id", "score", "label", "category"]
+    assert scores.column_names == ["key", "video_id", "score", "label", "video_fake", "audio_fake", "category"]
     fold = protocol.split(clips).fold("main")
     assert scores.column("key").to_pylist() == list(fold.test)
     label_of = {c.key: c.label for c in clips}

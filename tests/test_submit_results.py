@@ -53,8 +53,11 @@ def test_round_trip(written):
     assert result["protocol"]["folds"][:3] == ["FAV", "W2L", "W2L_S"]
     assert len(result["data_hash"]) == 64 and result["created"].endswith("Z")
     scores = read_scores(path, result)
-    assert scores.column_names == ["key", "video_id", "score", "video_score", "label", "category"]
+    assert scores.column_names == ["key", "video_id", "score", "video_score", "label", "video_fake",
+                                   "audio_fake", "category"]
     assert scores.column("video_score")[0].as_py() is None
+    # A null video score for one video: no per-modality block rather than a partial one.
+    assert "modalities" not in result["metrics"]
     assert set(scores.column("category").to_pylist()) == {"real", "W2L"}
 
 
@@ -157,3 +160,79 @@ def test_average_with_ci_is_the_plain_mean():
     again = average_with_ci(summaries, ["A", "B", "C"], data_, n_bootstrap=200, seed=3)
     assert again == avg
     assert "ci" not in average_with_ci(summaries, ["A", "B"])
+
+
+# ----------------------------------------------------------------------------- per-modality results
+
+def _one_modality_fakes():
+    """Reals, video-only fakes (FVRA) and audio-only fakes (RVFA): a score aimed at the wrong
+    modality's label cannot pass as right."""
+    from pipeline.clip import Clip, category_of
+
+    clips = []
+    for g, group in enumerate(data.STUDIO_GROUPS):
+        for i in range(4):
+            ident = f"m{g}{i}"
+            for kind, vf, af in (("real", False, False), ("fv", True, False), ("fa", False, True)):
+                clips.append(Clip(
+                    key=f"studio/{ident}-{kind}", corpus="studio", identity=ident, video_id=f"{ident}-{kind}",
+                    path="x.mp4", label=int(vf or af), video_fake=vf, audio_fake=af,
+                    category=category_of(vf, af), method={"real": "real", "fv": "wav2lip", "fa": "rtvc"}[kind],
+                    ethnicity=group, extra=None if kind == "real" else json.dumps({"recipe": "fakeavceleb"})))
+    return clips
+
+
+def test_each_modality_is_scored_against_its_own_label():
+    from sklearn.metrics import roc_auc_score
+
+    clips = _one_modality_fakes()
+    protocol = load_protocol("studio-intra-random")
+    fold = protocol.split(clips).fold("main")
+    by_key = {c.key: c for c in clips}
+    rng = np.random.default_rng(0)
+    keys = list(fold.test)
+    vf = np.array([by_key[k].video_fake for k in keys], float)
+    af = np.array([by_key[k].audio_fake for k in keys], float)
+    # A video branch that sees video forgeries (noisily) and an audio branch that sees audio ones.
+    video = np.clip(0.3 + 0.4 * vf + rng.normal(0, 0.15, len(keys)), 0, 1)
+    audio = np.clip(0.3 + 0.4 * af + rng.normal(0, 0.15, len(keys)), 0, 1)
+    preds = pa.table({"key": keys, "score": np.maximum(video, audio), "video_score": video, "audio_score": audio})
+    scored = score_predictions(protocol, fold, clips, preds, detector=DetectorInfo("x", None), n_bootstrap=50)
+    mods = scored.result["metrics"]["modalities"]
+    assert set(mods) == {"video", "audio"}
+    # Independent reference: scikit-learn on the manifest's modality labels.
+    assert mods["video"]["auc"] == pytest.approx(roc_auc_score(vf, video), abs=1e-12)
+    assert mods["audio"]["auc"] == pytest.approx(roc_auc_score(af, audio), abs=1e-12)
+    assert mods["video"]["acc"] == pytest.approx(np.mean((video >= 0.5) == vf), abs=1e-12)
+    assert mods["video"]["n_fake"] == int(vf.sum()) and mods["audio"]["n_fake"] == int(af.sum())
+    # Scored against the other modality's label, each branch would look far worse.
+    assert roc_auc_score(af, video) < 0.7 < mods["video"]["auc"]
+    assert roc_auc_score(vf, audio) < 0.7 < mods["audio"]["auc"]
+    table = scored.scores
+    assert table.column("video_fake").to_pylist() == vf.astype(int).tolist()
+    assert table.column("audio_fake").to_pylist() == af.astype(int).tolist()
+
+
+def test_leaderboard_shows_per_modality_columns(tmp_path):
+    import csv
+
+    from benchmark.leaderboard import MODALITY_TITLE, write_leaderboard
+
+    clips = _one_modality_fakes()
+    protocol = load_protocol("studio-intra-random")
+    fold = protocol.split(clips).fold("main")
+    keys = list(fold.test)
+    by_key = {c.key: c for c in clips}
+    video = np.array([0.9 if by_key[k].video_fake else 0.1 for k in keys])
+    audio = np.array([0.8 if by_key[k].audio_fake else 0.2 for k in keys])
+    preds = pa.table({"key": keys, "score": np.maximum(video, audio), "video_score": video, "audio_score": audio})
+    scored = score_predictions(protocol, fold, clips, preds, detector=DetectorInfo("avprompt", "full"),
+                               n_bootstrap=20)
+    write_scored(tmp_path / "results" / "avprompt" / "main", scored)
+    board = write_leaderboard([tmp_path / "results"], tmp_path / "board", plots=False, n_bootstrap=20)
+    md = board["leaderboard.md"].read_text()
+    assert MODALITY_TITLE in md and "studio-intra-random ACC_v" in md and "studio-intra-random AUC_a" in md
+    row = next(csv.DictReader(open(board["leaderboard.csv"])))
+    column = f"studio-intra-random@{protocol.version}/main"
+    assert float(row[f"{column}/VIDEO.AUC"]) == 1.0 and float(row[f"{column}/AUDIO.AUC"]) == 1.0
+    assert float(row[f"{column}/VIDEO.ACC"]) == 1.0
