@@ -85,6 +85,11 @@ class Detector(nn.Module):
     def loss(self, out: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Named losses; the loop optimises their sum (each name is logged)."""
 
+    def fitted_on(self) -> dict[str, list[str] | None]:
+        """Parts trained before this run (frozen teachers) -> the clip keys they learned from
+        (None: trained outside avdf). ``avdf train`` checks them against the run's training split."""
+        return {}
+
     @torch.no_grad()
     def predict(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """P(fake) per segment as ``score`` (+ ``video_score``/``audio_score`` where available)."""

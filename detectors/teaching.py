@@ -1,6 +1,12 @@
-"""``avdf teach``: train ECL's ASR (audio) or VSR (mouth) teacher on the real clips of a sharded corpus.
+"""The ``teach`` section: settings of ECL's ASR (audio) / VSR (mouth) teachers (``avdf teach``,
+``benchmark.teach``), trained on the real clips of a sharded corpus.
 
-    avdf teach --modality audio|video --data SHARDS --out models/teachers/audio.pt
+    avdf teach --modality audio|video --data SHARDS --protocol P[@V] --fold F --out T.pt
+
+A teacher serves the ECL runs of one protocol fold and learns only from that fold's
+training split (never from its validation or test clips, nor from another fold's
+test clips); the checkpoint records the clips it read, and ``avdf train`` refuses an
+ECL run whose teachers read a clip outside the run's own training split.
 
 A small CTC model over phones (or, for audio with ``teach.audio_teacher:
 whisper``, a CTC head on a frozen pretrained Whisper encoder), trained on
@@ -10,11 +16,8 @@ checkpoints to ECL instead (see ``detectors.ecl.teachers``).
 """
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
-from pathlib import Path
 
-from pipeline.config import load_section
 from pipeline.errors import ConfigError
 
 
@@ -36,25 +39,3 @@ class TeachParams:
     def __post_init__(self) -> None:
         if self.audio_teacher not in ("ctc", "whisper"):
             raise ConfigError(f"teach.audio_teacher: must be 'ctc' or 'whisper', got {self.audio_teacher!r}")
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--modality", choices=("audio", "video"), required=True, help="ASR (audio) or VSR (video)")
-    parser.add_argument("--data", required=True, type=Path, help="shard folder (avdf shard)")
-    parser.add_argument("--out", required=True, type=Path, help="teacher checkpoint to write")
-
-
-def run(args: argparse.Namespace) -> int:
-    from detectors.ecl.teachers import TeacherTrainParams, train_teacher_from_shards
-    from pipeline.loading.format import CLIPS_NAME
-
-    params_path = args.params if Path(args.params).exists() else None
-    p: TeachParams = load_section("teach", params_path)
-    result = train_teacher_from_shards(
-        args.data, args.data / CLIPS_NAME, args.modality, args.out, num_frames=p.num_frames,
-        params=TeacherTrainParams(p.epochs, p.batch_size, p.lr, p.seed), width=p.width,
-        whisper_weights=p.whisper_weights if args.modality == "audio" and p.audio_teacher == "whisper" else None,
-    )
-    print(f"teach {args.modality}: {result['examples']} segments, {p.epochs} epochs, "
-          f"CTC {result['ctc'][0]:.3f} -> {result['ctc'][-1]:.3f}; wrote {args.out}")
-    return 0

@@ -1,24 +1,20 @@
-"""``avdf train``: one detector, one protocol fold, from WebDataset shards, through the one loop.
+"""Training one detector on one fold's keys from WebDataset shards, through the one loop.
 
-    avdf train DETECTOR --protocol P[@VERSION] [--fold F] --data SHARDS --out DIR [--preset tiny|paper]
-
-The protocol splits the shards' clips (``clips.parquet`` beside the index);
-training reads the train keys, model selection the validation keys — the
-test keys are never touched here. Loop settings merge, later winning:
-LoopParams defaults < the detector's recommended ``TRAIN`` < ``train.loop``
-in params.yaml < ``train.per_detector[DETECTOR]``.
+``avdf train`` (``benchmark.train``) splits the shards' clips with a protocol and
+calls ``train_fold`` with the fold: training reads the train keys, model
+selection the validation keys — the test keys are never touched here, and the
+keys the loaders really yielded are written to ``keys_read.json``. Loop settings
+merge, later winning: LoopParams defaults < the detector's recommended ``TRAIN``
+< ``train.loop`` in params.yaml < ``train.per_detector[DETECTOR]``.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-from pipeline.config import load_section
 
 log = logging.getLogger(__name__)
 
@@ -53,17 +49,6 @@ class TrainParams:
     grid: TrainGrid = field(default_factory=lambda: TrainGrid())  # what `dvc repro` trains (dvc.yaml matrix)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("detector", help="registered detector name (avdf ls detectors) or module:Class")
-    parser.add_argument("--protocol", required=True, help="protocol name[@version] (avdf ls protocols)")
-    parser.add_argument("--fold", help="fold of the protocol (required when folds train on different data)")
-    parser.add_argument("--data", required=True, type=Path, help="shard folder (avdf shard)")
-    parser.add_argument("--out", required=True, type=Path, help="output folder: checkpoints, history, metrics")
-    parser.add_argument("--preset", help="detector preset (default: params.yaml train.preset)")
-    parser.add_argument("--ablation", help="one of the detector's named ablations")
-    parser.add_argument("--history", type=Path, help="also copy the per-epoch history here (DVC plots)")
-
-
 def input_spec_to_segments(spec: Any) -> Any:
     """The loaders' SegmentSpec for a detector's InputSpec."""
     from pipeline.loaders import SegmentSpec
@@ -76,8 +61,26 @@ def input_spec_to_segments(spec: Any) -> Any:
     )
 
 
+class RecordedBatches:
+    """Batches of a loader, noting every clip key they carry: what training really read, kept
+    as an audit trail (``keys_read.json``) beside what the protocol said it should read."""
+
+    def __init__(self, batches: Any, into: set[str]) -> None:
+        self.batches, self.into = batches, into
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self):
+        for batch in self.batches:
+            self.into.update(batch["meta"]["key"])
+            yield batch
+
+
 class ShardBatchSource:
-    """BatchSource over shards: resampled training epochs and the fixed-order validation pass."""
+    """BatchSource over shards: resampled training epochs and the fixed-order validation pass.
+
+    ``read`` collects the keys each pass yielded (``train`` / ``val``)."""
 
     def __init__(self, shard_dir: Path, segments: Any, train_keys: Iterable[str], val_keys: Iterable[str],
                  batch_size: int, params: TrainParams, seed: int) -> None:
@@ -90,6 +93,7 @@ class ShardBatchSource:
         self.batch_size = batch_size
         self.params = params
         self.seed = seed
+        self.read: dict[str, set[str]] = {"train": set(), "val": set()}
 
     def train_epoch(self, epoch: int, rank: int, world_size: int) -> Iterable[dict[str, Any]]:
         from pipeline.loaders import TrainLoader
@@ -101,13 +105,13 @@ class ShardBatchSource:
             segments_per_clip=self.params.segments_per_clip, rank=rank, world_size=world_size,
         )
         loader.set_epoch(epoch)
-        return loader
+        return RecordedBatches(loader, self.read["train"])
 
     def validation(self) -> Iterable[dict[str, Any]]:
         from pipeline.loaders import EvalLoader
 
-        return EvalLoader(self.val_set, self.segments, batch_size=self.params.eval_batch_size,
-                          num_workers=self.params.num_workers)
+        return RecordedBatches(EvalLoader(self.val_set, self.segments, batch_size=self.params.eval_batch_size,
+                                          num_workers=self.params.num_workers), self.read["val"])
 
 
 def warn_if_upsampled(shardset: Any, spec: Any) -> None:
@@ -155,18 +159,41 @@ def loop_params_for(detector: Any, params: TrainParams) -> Any:
     return from_mapping(LoopParams, merged, f"train loop params for {detector.name}")
 
 
-def select_fold(splits: Any, fold: str | None) -> Any:
-    """The fold to train on: named, or the only training set the protocol has."""
+def fill_run_placeholders(config: dict[str, Any], protocol: str, fold: str) -> dict[str, Any]:
+    """``{protocol}`` and ``{fold}`` in string values (per-run files such as ECL's teachers)."""
+    return {k: v.format(protocol=protocol, fold=fold) if isinstance(v, str) else v for k, v in config.items()}
+
+
+def check_fitted_on(model: Any, fold: Any) -> None:
+    """Refuse a detector whose pretrained parts (ECL's teachers) learned from clips outside this
+    run's training split: that would leak validation or test clips into the model."""
     from pipeline.errors import ConfigError
 
-    if fold is not None:
-        return splits.fold(fold)
-    by_training = {f.training_id: f for f in splits.folds.values()}
-    if len(by_training) > 1:
-        raise ConfigError(
-            f"protocol {splits.protocol} trains on different data per fold; pass --fold (one of {list(splits.folds)})"
-        )
-    return next(iter(splits.folds.values()))
+    train = set(fold.train)
+    for part, keys in model.fitted_on().items():
+        if keys is None:
+            log.info("%s: %s was trained outside avdf (no record of its data); trusted as external", model.name, part)
+            continue
+        outside = sorted(set(keys) - train)
+        if outside:
+            raise ConfigError(
+                f"{model.name}: its {part} learned from {len(outside)} clip(s) outside the training split of fold "
+                f"{fold.name} (e.g. {outside[:3]}); train it on this fold: avdf teach ... --protocol P --fold "
+                f"{fold.name}"
+            )
+
+
+KEYS_READ_NAME = "keys_read.json"
+
+
+def write_keys_read(path: Path, read: dict[str, set[str]]) -> None:
+    """The clip keys training and checkpoint selection read (merged with an earlier, resumed run's)."""
+    import json
+
+    from pipeline.atomic import write_json_atomic
+
+    before = json.loads(path.read_text()) if path.exists() else {}
+    write_json_atomic(path, {part: sorted(set(before.get(part, [])) | keys) for part, keys in read.items()})
 
 
 def data_hash(shard_dir: Path, fold: Any) -> str:
@@ -176,43 +203,29 @@ def data_hash(shard_dir: Path, fold: Any) -> str:
     return sha256_json({"index": sha256_file(shard_dir / INDEX_NAME), "train": fold.train, "val": fold.val})
 
 
-def train(detector_name: str, protocol_name: str, shard_dir: Path, out: Path, params: TrainParams,
-          fold_name: str | None = None, preset: str | None = None, ablation: str | None = None) -> dict[str, Any]:
-    from benchmark.protocols import load_protocol
-    from detectors.loop import fit
+def train_fold(detector_name: str, fold: Any, identity: dict[str, Any], shard_dir: Path, out: Path,
+               params: TrainParams, preset: str | None = None, ablation: str | None = None) -> dict[str, Any]:
+    """Train on ``fold.train``, select on ``fold.val``; ``identity`` (protocol, fold) goes into the
+    checkpoints and train.json. ``{protocol}``/``{fold}`` in the detector's configured strings
+    name this run's own files."""
+    from detectors.loop import DistributedContext, fit
     from pipeline.atomic import write_json_atomic
-    from pipeline.loading.format import CLIPS_NAME
-    from pipeline.manifest import read_manifest
 
-    name, _, version = protocol_name.partition("@")
-    protocol = load_protocol(name, version or None)
-    splits = protocol.split(read_manifest(shard_dir / CLIPS_NAME), folds=[fold_name] if fold_name else None)
-    fold = select_fold(splits, fold_name)
     preset = preset or params.preset
-    model = build_detector(detector_name, preset, params.detector_config.get(detector_name, {}), ablation)
+    protocol = identity.get("protocol", {}).get("name", "")
+    overrides = fill_run_placeholders(params.detector_config.get(detector_name, {}), protocol, fold.name)
+    model = build_detector(detector_name, preset, overrides, ablation)
+    check_fitted_on(model, fold)
     loop = loop_params_for(model, params)
     source = ShardBatchSource(shard_dir, input_spec_to_segments(model.inputs), fold.train, fold.val,
                               loop.batch_size, params, loop.seed)
     warn_if_upsampled(source.train_set, model.inputs)
-    identity = {"protocol": protocol.identity(), "fold": fold.name, "preset": preset, "ablation": ablation,
-                "detector_spec": detector_name}
+    identity = {**identity, "fold": fold.name, "preset": preset, "ablation": ablation, "detector_spec": detector_name}
     d_hash = data_hash(shard_dir, fold)
     metrics = fit(model, source, out, loop, data_hash=d_hash, extra_identity=identity)
+    if DistributedContext.from_env().is_main:
+        write_keys_read(out / KEYS_READ_NAME, source.read)
     write_json_atomic(out / "train.json", {**identity, "detector": model.name, "data_hash": d_hash,
                                            "loop": dataclasses.asdict(loop), "train_clips": len(fold.train),
                                            "val_clips": len(fold.val)})
     return metrics
-
-
-def run(args: argparse.Namespace) -> int:
-    params_path = args.params if Path(args.params).exists() else None
-    params: TrainParams = load_section("train", params_path)
-    metrics = train(args.detector, args.protocol, args.data, args.out, params, args.fold, args.preset, args.ablation)
-    if args.history:
-        from pipeline.atomic import write_bytes_atomic
-
-        write_bytes_atomic(args.history, (args.out / "history.json").read_bytes())
-    best = {k: v for k, v in metrics.items() if k.startswith("best_")}
-    print(f"train: {metrics['detector']} {metrics['epochs_run']} epochs in {metrics['seconds']:.1f} s, "
-          f"best epoch {metrics['best_epoch']} {best}; checkpoints in {args.out}")
-    return 0

@@ -147,27 +147,74 @@ def test_ecl_runs_its_held_teachers(tmp_path):
         no_teachers.loss(no_teachers(inputs), {"label": torch.tensor([0, 1])})
 
 
-def test_avdf_teach_trains_from_shards(tmp_path):
-    """The `teach` stage: real clips with a phone alignment in `extra`, read back from real shards."""
+def test_avdf_teach_learns_only_from_its_folds_training_split(tmp_path):
+    """The `teach` stage: real clips with a phone alignment in `extra`, read back from real shards,
+    of the training split of the fold it serves only; an ECL run whose teachers read a clip
+    outside its own training split is refused."""
     import argparse
     import json
 
+    from benchmark.protocols import load_protocol
     from detectors.ecl.teachers import load_teacher
-    from detectors.teaching import run
+    from benchmark.teach import run
+    from benchmark.train import train
+    from detectors.training import TrainParams, check_fitted_on
+    from pipeline.errors import ConfigError
+    from pipeline.loading.format import CLIPS_NAME
     from pipeline.loading.synthetic import write_synthetic_corpus
+    from pipeline.manifest import read_manifest
     from pipeline.shards import write_shards
 
     phones = [["AH", 0.0, 0.2], ["B", 0.2, 0.32], ["IY", 0.32, 0.6], ["M", 0.6, 0.8], ["OW", 0.8, 1.2]]
-    clips = [dict(key=f"studio/s{i}-u1", num_frames=32, extra=json.dumps({"phones": phones})) for i in range(3)]
-    clips.append(dict(key="studio-cmdfd/s0-u1--s1-u1/wav2lip", num_frames=32, video_fake=True))
+    clips = []
+    for g, group in enumerate(["group-a", "group-b", "group-c", "group-d", "group-e"]):
+        for i in range(2):
+            ident = f"s{g}{i}"
+            common = dict(identity=ident, ethnicity=group, video_id=f"{ident}-v1", num_frames=32)
+            clips.append(dict(key=f"studio/{ident}-u1", extra=json.dumps({"phones": phones}), **common))
+            clips.append(dict(key=f"studio-fakeavceleb/{ident}-u1--x/wav2lip", video_fake=True, method="wav2lip",
+                              extra=json.dumps({"recipe": "fakeavceleb"}), **common))
     manifest = write_synthetic_corpus(tmp_path / "corpus", clips)
-    write_shards(manifest, tmp_path / "shards", progress=False)
+    shards = tmp_path / "shards"
+    write_shards(manifest, shards, progress=False)
     (tmp_path / "params.yaml").write_text("teach:\n  epochs: 2\n  width: 16\n")
-    for modality in ("audio", "video"):
-        out = tmp_path / f"{modality}.pt"
-        args = argparse.Namespace(modality=modality, data=tmp_path / "shards", out=out, params=str(tmp_path / "params.yaml"))
-        assert run(args) == 0
-        assert load_teacher(out, expect_modality=modality).modality == modality
+    rows = read_manifest(shards / CLIPS_NAME)
+    group_fold = load_protocol("studio-intra-group").split(rows).fold("main")
+    for protocol in ("studio-intra-group", "studio-intra-random"):
+        for modality in ("audio", "video"):
+            out = tmp_path / protocol / f"{modality}.pt"
+            args = argparse.Namespace(modality=modality, data=shards, out=out, params=str(tmp_path / "params.yaml"),
+                                      protocol=protocol, fold=None)
+            assert run(args) == 0
+            teacher = load_teacher(out, expect_modality=modality)
+            fold = load_protocol(protocol).split(rows).fold("main")
+            read = set(teacher.trained_on["keys"])
+            # What it read: real clips of the training split, nothing of validation or test.
+            assert read and read <= set(fold.train) and not read & set(fold.val + fold.test)
+            assert read == {k for k in fold.train if k.startswith("studio/")}
+            assert teacher.trained_on["fold"] == "main" and teacher.trained_on["protocol"]["name"] == protocol
+
+    from detectors.ecl import ECL
+
+    own = ECL.from_preset("tiny", teacher_audio=str(tmp_path / "studio-intra-group/audio.pt"),
+                          teacher_video=str(tmp_path / "studio-intra-group/video.pt"))
+    check_fitted_on(own, group_fold)  # its own fold's teachers: accepted
+    # Teachers of the random split learned from group-e clips, the test identities of intra-group.
+    # The configured paths name each run's teachers by {protocol} / {fold}; here they point elsewhere.
+    params = TrainParams(loop={"epochs": 1}, detector_config={"ecl": {
+        "teacher_audio": str(tmp_path / "studio-intra-random" / "audio.pt"),
+        "teacher_video": str(tmp_path / "studio-intra-random" / "video.pt")}})
+    with pytest.raises(ConfigError, match=r"teacher learned from \d+ clip\(s\) outside the training split"):
+        train("ecl", "studio-intra-group", shards, tmp_path / "ecl", params)
+    assert not (tmp_path / "ecl" / "last.pt").exists()
+
+
+def test_run_placeholders_name_each_runs_own_files():
+    from detectors.training import fill_run_placeholders
+
+    config = {"teacher_audio": "models/teachers/{protocol}/{fold}/audio.pt", "width": 8}
+    assert fill_run_placeholders(config, "studio-intra-group", "main") == {
+        "teacher_audio": "models/teachers/studio-intra-group/main/audio.pt", "width": 8}
 
 
 def test_whisper_teacher_trains_a_ctc_head_on_the_frozen_pretrained_encoder(tmp_path):

@@ -43,8 +43,19 @@ def studio(tmp_path_factory: pytest.TempPathFactory) -> Path:
     avdf(work, "preprocess", "--manifest", "studio/manifest.parquet", "--manifest", "generated/cmdfd/manifest.parquet",
          "--manifest", "generated/fakeavceleb/manifest.parquet", "--out", "preprocessed")
     avdf(work, "shard", "--manifest", "preprocessed/manifest.parquet", "--out", "shards")
+    # ECL's teachers learn from the training identities only, as `avdf teach` does for a protocol fold.
+    from detectors.ecl.teachers import TeacherTrainParams, train_teacher_from_shards
+    from detectors.teaching import TeachParams
+    from pipeline.config import load_section
+    from pipeline.loading.format import CLIPS_NAME
+    from pipeline.manifest import read_clips
+
+    p: TeachParams = load_section("teach", work / "params.yaml")
+    train_keys = [c.key for c in read_clips(work / "shards" / CLIPS_NAME) if PARTS[c.ethnicity] == "train"]
     for modality in ("audio", "video"):
-        avdf(work, "teach", "--modality", modality, "--data", "shards", "--out", f"teachers/{modality}.pt")
+        train_teacher_from_shards(work / "shards", work / "shards" / CLIPS_NAME, modality, work / f"teachers/{modality}.pt",
+                                  num_frames=p.num_frames, params=TeacherTrainParams(p.epochs, p.batch_size, p.lr, p.seed),
+                                  width=p.width, keys=train_keys, provenance={"split": "held-out identities (groups a-b)"})
     return work
 
 

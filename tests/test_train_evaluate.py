@@ -4,7 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from detectors.training import TrainParams, loop_params_for, build_detector, train
+from benchmark.train import train
+from detectors.training import TrainParams, build_detector, loop_params_for
 from pipeline.errors import ConfigError
 from pipeline.loading.synthetic import frame_indexed_arrays, write_synthetic_corpus
 from pipeline.shards import CropSizes, write_shards
@@ -69,6 +70,24 @@ def test_train_on_a_protocol_fold_from_shards(shards, tmp_path):
     info = json.loads((tmp_path / "train.json").read_text())
     assert info["protocol"]["name"] == "studio-intra-group" and info["train_clips"] == 12 and info["val_clips"] == 4
     assert (tmp_path / "best.pt").exists()
+
+
+@pytest.mark.parametrize("protocol", ["studio-intra-random", "studio-intra-group"])
+def test_training_reads_only_its_folds_train_and_val_keys(shards, tmp_path, protocol):
+    """Split isolation judged by what the loaders yielded, not by what train.json says."""
+    from benchmark.protocols import load_protocol
+    from detectors.training import KEYS_READ_NAME
+    from pipeline.loading.format import CLIPS_NAME
+    from pipeline.manifest import read_manifest
+
+    params = TrainParams(loop={"epochs": 2, "batch_size": 4}, segments_per_epoch=64,
+                         detector_config={"video-baseline": {"frame_size": 32, "width": 8, "depth": 2}})
+    train("video-baseline", protocol, shards, tmp_path, params)
+    read = json.loads((tmp_path / KEYS_READ_NAME).read_text())
+    fold = load_protocol(protocol).split(read_manifest(shards / CLIPS_NAME)).fold("main")
+    assert read["train"] and set(read["train"]) <= set(fold.train)
+    assert set(read["val"]) == set(fold.val)  # checkpoint selection saw the whole validation split
+    assert not (set(read["train"]) | set(read["val"])) & set(fold.test)
 
 
 def test_loop_params_merge_order():

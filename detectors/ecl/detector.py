@@ -131,6 +131,9 @@ class ECL(Detector):
                 if a.symbols != v.symbols:
                     raise ConfigError(f"ecl: the ASR teacher ({a.name}) and VSR teacher ({v.name}) use different symbol sets")
 
+    def fitted_on(self) -> dict[str, list[str] | None]:
+        return {f"{m} teacher": (t.trained_on or {}).get("keys") for m, t in self._teachers.items()}
+
     @property
     def uses_teachers(self) -> bool:
         return self.config.distillation or self.config.contrastive

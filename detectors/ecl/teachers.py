@@ -26,7 +26,13 @@ Checkpoint format (``torch.save`` of a dict)::
      "config": {...},                           # CTCTeacherConfig fields (ctc-*)
      "state_dict": {...},                       # ctc-*: the module's tensors
      "torchscript": bytes,                      # torchscript: torch.jit.save output
-     "modality": "audio" | "video", "input": "audio" | "mouth", "frame_rate": 25.0}
+     "modality": "audio" | "video", "input": "audio" | "mouth", "frame_rate": 25.0,
+     "trained_on": {"protocol": {...}, "fold": "main", "keys": [...]}}  # avdf-trained only
+
+``trained_on`` names the clips an avdf teacher learned from (the training split of
+one protocol fold): ``avdf train`` refuses an ECL run whose teachers saw a clip
+outside that run's own training split. A teacher without it (a user's pretrained
+model) is trusted as external.
 
 A TorchScript teacher's forward takes the input tensor (``audio`` (B, N) float
 16 kHz or ``mouth`` (B, T, 1, H, W) uint8) and returns (B, T', C) logits.
@@ -129,6 +135,8 @@ class Teacher(nn.Module):
     def __init__(self, symbols: SymbolSet) -> None:
         super().__init__()
         self.symbols = symbols
+        # What an avdf-trained teacher learned from (see the module docstring); None: external.
+        self.trained_on: dict[str, Any] | None = None
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:  # (B, T', C)
         raise NotImplementedError
@@ -224,7 +232,7 @@ class TorchScriptTeacher(Teacher):
 
 # --- checkpoints ---------------------------------------------------------------------------------
 
-def save_teacher(teacher: Teacher, path: str | Path) -> Path:
+def save_teacher(teacher: Teacher, path: str | Path, trained_on: dict[str, Any] | None = None) -> Path:
     from pipeline.atomic import atomic_path
 
     path = Path(path)
@@ -241,6 +249,8 @@ def save_teacher(teacher: Teacher, path: str | Path) -> Path:
         raise TeacherError(f"save_teacher: cannot save a {type(teacher).__name__}")
     payload |= {"format": FORMAT, "symbols": list(teacher.symbols.symbols), "modality": teacher.modality,
                 "input": teacher.input_key, "frame_rate": float(teacher.frame_rate)}
+    if trained_on is not None:
+        payload["trained_on"] = trained_on
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
@@ -284,6 +294,7 @@ def load_teacher(path: str | Path, expect_modality: str | None = None) -> Teache
         raise TeacherError(f"{path}: unknown teacher kind {kind!r} (ctc-audio, ctc-video, whisper-ctc-audio, torchscript)")
     if expect_modality and teacher.modality != expect_modality:
         raise TeacherError(f"{path}: is a {teacher.modality} teacher, expected a {expect_modality} one")
+    teacher.trained_on = ckpt.get("trained_on")
     for p in teacher.parameters():
         p.requires_grad_(False)
     return teacher.eval()
@@ -318,9 +329,10 @@ def ctc_loss(logits: torch.Tensor, targets: Sequence[Sequence[int]]) -> torch.Te
 
 def train_teacher(
     teacher: Teacher, examples: Sequence[TeacherExample], params: TeacherTrainParams | None = None,
-    out: str | Path | None = None,
+    out: str | Path | None = None, trained_on: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Train ``teacher`` with CTC on ``examples``; save it to ``out`` when given. Returns the loss history.
+    """Train ``teacher`` with CTC on ``examples``; save it to ``out`` (with ``trained_on``) when
+    given. Returns the loss history.
 
     A teacher with a frozen encoder (``encode`` + ``head_logits``, e.g. Whisper) has its
     encoder run once per example; only the head trains, on the cached states.
@@ -357,8 +369,9 @@ def train_teacher(
     teacher.eval()
     for p in teacher.parameters():
         p.requires_grad_(False)
+    teacher.trained_on = trained_on
     if out is not None:
-        save_teacher(teacher, out)
+        save_teacher(teacher, out, trained_on)
     return {"ctc": history, "examples": len(usable)}
 
 
@@ -386,24 +399,32 @@ def studio_examples(
 def train_teacher_from_shards(
     shards: str | Path, manifest: str | Path, modality: str, out: str | Path,
     num_frames: int = 16, params: TeacherTrainParams | None = None, width: int = 64,
-    whisper_weights: str | None = None,
+    whisper_weights: str | None = None, keys: Iterable[str] | None = None,
+    provenance: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The CLI-friendly entry point: train an avdf teacher on the real clips of a sharded studio corpus.
 
+    ``keys``: the clips it may learn from (a protocol fold's training split; None: every
+    clip); the real ones among them that carry a phone alignment are used, and their keys are
+    saved in the checkpoint's ``trained_on`` with ``provenance`` (protocol, fold).
     ``whisper_weights`` (audio only): a Whisper encoder source; the ASR teacher is then a
     CTC head on the frozen pretrained encoder instead of a small CTC model from scratch.
     """
     from pipeline.loaders import EvalLoader, SegmentSpec
     from pipeline.manifest import read_clips
 
-    clips = [c for c in read_clips(manifest) if int(c.label) == 0 and c.extra]
+    allowed = None if keys is None else set(keys)
+    clips = [c for c in read_clips(manifest) if int(c.label) == 0 and c.extra
+             and (allowed is None or c.key in allowed)]
     extras = {c.key: json.loads(c.extra) for c in clips}
     extras = {k: v for k, v in extras.items() if "phones" in v}
     if not extras:
-        raise TeacherError(f"{manifest}: no real clip carries a phone alignment in its extra JSON")
+        where = "" if allowed is None else f" among the {len(allowed)} clips of the training split"
+        raise TeacherError(f"{manifest}: no real clip{where} carries a phone alignment in its extra JSON")
     modalities = ("audio",) if modality == "audio" else ("mouth",)
     loader = EvalLoader(str(shards), SegmentSpec(num_frames=num_frames, modalities=modalities), keys=sorted(extras))
-    examples = studio_examples(loader, extras, modality)
+    read: set[str] = set()
+    examples = studio_examples(_recording(loader, read), extras, modality)
     if whisper_weights is not None:
         if modality != "audio":
             raise TeacherError("a Whisper teacher is an ASR (audio) teacher; the VSR teacher is a CTC model")
@@ -412,4 +433,12 @@ def train_teacher_from_shards(
         teacher: Teacher = WhisperCTCTeacher(WhisperTeacherConfig(weights=whisper_weights))
     else:
         teacher = CTCTeacher(CTCTeacherConfig(modality=modality, width=width))
-    return train_teacher(teacher, examples, params, out)
+    trained_on = {**(provenance or {}), "keys": sorted(read)}
+    return train_teacher(teacher, examples, params, out, trained_on)
+
+
+def _recording(batches: Iterable[dict[str, Any]], into: set[str]) -> Iterable[dict[str, Any]]:
+    """The batches, noting every clip key they carry (what the teacher really learned from)."""
+    for batch in batches:
+        into.update(batch["meta"]["key"])
+        yield batch
