@@ -168,16 +168,17 @@ def is_studio(snapshot: dict[str, Any]) -> bool:
 
 
 def column_items(snapshot: dict[str, Any]) -> list[str]:
-    """Folds up to the last one that an average uses, the averages, then the other folds
-    (cross-dataset: W2L ... MIT_S, AVG, KoDF)."""
+    """Folds up to the last one that an average over folds uses, those averages, then the other
+    folds (cross-dataset: FAV, W2L ... MIT_S, AVG, KoDF). Averages over categories (inside the
+    first fold: AVG-FV of intra, IDForge's AVG of its subsets) follow that fold."""
     folds = list(snapshot["folds"])
-    if len(folds) == 1:
-        return folds
-    fold_averages = {n: m for n, m in snapshot["averages"].items() if set(m) <= set(folds)}
+    fold_averages = [n for n, m in snapshot["averages"].items() if len(folds) > 1 and set(m) <= set(folds)]
+    in_fold = [n for n in snapshot["averages"] if n not in fold_averages]
+    folds = folds[:1] + in_fold + folds[1:]
     if not fold_averages:
         return folds
-    last = max(folds.index(m) for members in fold_averages.values() for m in members)
-    return folds[: last + 1] + list(fold_averages) + folds[last + 1 :]
+    last = max(folds.index(m) for name in fold_averages for m in snapshot["averages"][name])
+    return folds[: last + 1] + fold_averages + folds[last + 1 :]
 
 
 def _columns(snapshot: dict[str, Any], shared_table: bool, show_version: bool = False) -> list[Column]:
@@ -262,8 +263,8 @@ class Board:
             if entry is None:
                 return Cell(note="no result")
             block = entry.result["metrics"]["overall"]
-        elif len(snapshot["folds"]) == 1:
-            entry = folds.get(snapshot["folds"][0])
+        elif len(snapshot["folds"]) == 1 or not set(snapshot["averages"][column.item]) <= set(snapshot["folds"]):
+            entry = folds.get(snapshot["folds"][0])  # an average over categories, inside the first fold
             block = entry.result["metrics"].get("averages", {}).get(column.item) if entry else None
             if block is None:
                 return Cell(note="no result")

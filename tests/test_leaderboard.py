@@ -80,7 +80,9 @@ def test_columns_follow_the_papers(board):
     tables = md_tables(board["leaderboard.md"].read_text())
     real = "Real corpora"
     assert tables[(real, "Intra-dataset (ACC / AUC)")][0] == [
-        "Detector", "Label", "intra-random ACC", "intra-random AUC", "intra-group ACC", "intra-group AUC",
+        "Detector", "Label", "intra-random ACC", "intra-random AUC", "intra-random AVG-FV ACC",
+        "intra-random AVG-FV AUC", "intra-group ACC", "intra-group AUC", "intra-group AVG-FV ACC",
+        "intra-group AVG-FV AUC",
         "intra-group KoDF ACC", "intra-group KoDF AUC"]  # AVPrompt's KoDF column: its ethnic-split model
     xm = tables[(real, "Cross-manipulation (AP / AUC per held-out category)")][0]
     assert xm[2:] == [f"{c} {m}" for c in ["RVFA", *FV, "AVG-FV"] for m in ("AP", "AUC")]
@@ -146,6 +148,9 @@ def test_intra_columns_are_the_overall_metrics(board, results):
         column = f"intra-group@{V['intra-group']}/main"
         assert float(rows[("real", name, label)][f"{column}/ACC"]) == overall["acc"]
         assert float(rows[("real", name, label)][f"{column}/AUC_ci_low"]) == overall["ci"]["auc"]["low"]
+        # An average over categories is read from inside the fold's own result.
+        avg = result["metrics"]["averages"]["AVG-FV"]
+        assert float(rows[("real", name, label)][f"intra-group@{V['intra-group']}/AVG-FV/AUC"]) == avg["auc"]
 
 
 def test_missing_folds_leave_the_average_empty(results, tmp_path):
