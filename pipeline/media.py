@@ -3,6 +3,10 @@
 Every stage sees media the same way: video as 25 fps RGB uint8 frames, audio
 as 16 kHz mono float32 with an exact sample count. Variable frame rates,
 29.97/30 fps and 44.1/48 kHz stereo inputs are resampled here, once.
+
+Frames come out upright, as players show them: a phone clip whose rotation is
+stored as display-matrix side data is rotated by ffmpeg (its default
+autorotation), and ``probe`` reports the displayed size.
 """
 from __future__ import annotations
 
@@ -29,13 +33,14 @@ SAMPLES_PER_FRAME = SAMPLE_RATE // FPS  # 640: frame t <-> samples [640 t, 640 (
 @dataclass(frozen=True)
 class VideoStream:
     codec: str
-    width: int
+    width: int  # displayed size: the coded size with width and height swapped for a 90/270 degree rotation
     height: int
     fps: float  # average frame rate
     nominal_fps: float  # r_frame_rate: the container's declared rate
     vfr: bool
     num_frames: int | None
     duration_s: float | None
+    rotation: int = 0  # degrees counter-clockwise (ffprobe's display-matrix convention); decoded frames are upright
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,31 @@ def _ffmpeg_reason(stderr: bytes) -> str:
     return lines[-1] if lines else "ffmpeg failed without a message"
 
 
+def _rotation(stream: dict) -> int:
+    """Counter-clockwise rotation (degrees, in (-180, 180]) a player applies to this video stream.
+
+    ffprobe >= 5 reports the display matrix as side data (``rotation``, counter-clockwise);
+    older ones as the ``rotate`` tag, which counts clockwise.
+    """
+    degrees = None
+    for side in stream.get("side_data_list") or []:
+        if "rotation" in side:
+            degrees = _float(side["rotation"])
+            break
+    if degrees is None:
+        cw = _float((stream.get("tags") or {}).get("rotate"))
+        degrees = -cw if cw is not None else None
+    if degrees is None:
+        return 0
+    degrees = int(round(degrees)) % 360
+    return degrees - 360 if degrees > 180 else degrees
+
+
+def _is_quarter_turn(rotation: int) -> bool:
+    # ffmpeg autorotates multiples of 90 degrees only; other angles are shown unrotated.
+    return rotation % 180 == 90
+
+
 def _check_file(path: Path) -> None:
     if not path.exists():
         raise MediaError(path, "file does not exist", "missing")
@@ -119,16 +149,21 @@ def probe(path: str | Path) -> Probe:
         if s.get("codec_type") == "video" and video is None and not s.get("disposition", {}).get("attached_pic"):
             avg, nominal = _rate(s.get("avg_frame_rate")), _rate(s.get("r_frame_rate"))
             nb = s.get("nb_frames")
+            rotation = _rotation(s)
+            width, height = int(s["width"]), int(s["height"])
+            if _is_quarter_turn(rotation):
+                width, height = height, width
             video = VideoStream(
                 codec=s.get("codec_name", "?"),
-                width=int(s["width"]),
-                height=int(s["height"]),
+                width=width,
+                height=height,
                 fps=avg or nominal,
                 nominal_fps=nominal or avg,
                 # Declared and average rates disagree on variable-frame-rate files.
                 vfr=bool(avg and nominal and abs(avg - nominal) / nominal > 0.01),
                 num_frames=int(nb) if nb and str(nb).isdigit() else None,
                 duration_s=_float(s.get("duration")),
+                rotation=rotation,
             )
         elif s.get("codec_type") == "audio" and audio is None:
             audio = AudioStream(
@@ -180,13 +215,15 @@ def iter_frames(
     crop: tuple[int, int, int, int] | None = None,
     info: Probe | None = None,
 ) -> Iterator[np.ndarray]:
-    """Stream frames resampled to ``fps`` as RGB uint8 arrays of shape (H, W, 3).
+    """Stream upright frames resampled to ``fps`` as RGB uint8 arrays of shape (H, W, 3).
 
-    ``crop`` = (x, y, w, h) in source pixels is applied before ``size`` = (w, h).
+    ``crop`` = (x, y, w, h) in displayed (upright) pixels is applied before ``size`` = (w, h).
     Constant memory: one frame at a time, whatever the clip length.
     """
     info = info or probe(path)
     stream = _require_video(info)
+    # ffmpeg's default autorotation turns the frames upright before the filters below, so the
+    # displayed size from probe() is what comes out of the pipe (and crops are in upright pixels).
     stream_in = ffmpeg.input(str(path)).video.filter("fps", fps=fps)
     out_w, out_h = stream.width, stream.height
     if crop is not None:
@@ -202,10 +239,12 @@ def iter_frames(
         .run_async(pipe_stdout=True, pipe_stderr=True)
     )
     frame_bytes = out_w * out_h * 3
+    leftover = 0
     try:
         while True:
             buf = proc.stdout.read(frame_bytes)
             if len(buf) < frame_bytes:
+                leftover = len(buf)
                 break
             yield np.frombuffer(buf, np.uint8).reshape(out_h, out_w, 3)
     finally:
@@ -215,6 +254,11 @@ def iter_frames(
         rc = proc.wait()
     if rc != 0:
         raise MediaError(path, f"video decoding failed ({_ffmpeg_reason(stderr)})", "decode")
+    if leftover:
+        # rawvideo holds whole frames only: a remainder means the frames are not the size we read.
+        raise MediaError(
+            path, f"decoded frames are not {out_w}x{out_h} as probed (rotation {stream.rotation})", "decode"
+        )
 
 
 def decode_video(

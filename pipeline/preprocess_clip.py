@@ -14,8 +14,9 @@ inputs raise ``MediaError`` with an ``error_type`` the stage records:
 Repairs, not failures: any frame rate (including variable) is resampled to a
 constant 25 fps by ffmpeg's ``fps`` filter (frames dropped or duplicated), any
 sample rate and channel count to 16 kHz mono, and the audio is trimmed or
-zero-padded to exactly ``frames x 640`` samples. Each repair is listed in the
-returned summary under ``repairs``.
+zero-padded to exactly ``frames x 640`` samples. A rotation stored in the
+file's metadata (phone clips) is applied, so frames are upright as a player
+shows them. Each repair is listed in the returned summary under ``repairs``.
 """
 from __future__ import annotations
 
@@ -63,6 +64,8 @@ ARRAY_NAMES = ("face", "face_gray", "mouth", "audio", "landmarks", "boxes", "fac
 def _repairs(info: Any) -> list[str]:
     out = []
     v, a = info.video, info.audio
+    if v.rotation:
+        out.append(f"rotation metadata {v.rotation} degrees applied: frames decoded upright ({v.width}x{v.height})")
     if v.vfr:
         out.append(f"variable frame rate (average {v.fps:.3f} fps) resampled to constant {FPS} fps")
     elif abs(v.fps - FPS) > 0.01:
@@ -237,6 +240,7 @@ def preprocess_clip(
             "height": info.video.height,
             "fps": round(info.video.fps, 3),
             "vfr": info.video.vfr,
+            "rotation": info.video.rotation,
             "sample_rate": info.audio.sample_rate,
             "channels": info.audio.channels,
         },

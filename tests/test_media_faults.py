@@ -1,0 +1,123 @@
+"""Real-world media faults (issue 12): rotation metadata. Every file is made here by the real ffmpeg."""
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from generators.synthetic import make_talking_clip
+from pipeline.media import SAMPLES_PER_FRAME, decode_audio, decode_video, iter_frames, probe, write_mp4
+from pipeline.preprocess_clip import PreprocessOptions, load_clip_arrays, preprocess_clip
+
+SHORT_REAL = "Hangz-nju-cuhk_Talking-Face_PC-AVS__misc_Audio_Source_00086.mp4"  # 224 px square, 5.3 s
+
+
+@pytest.fixture(scope="module")
+def backend():
+    from pipeline.faces import make_face_backend
+
+    be = make_face_backend("mediapipe")
+    yield be
+    be.close()
+
+
+def _ffmpeg(*args: str) -> None:
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", *args], check=True)
+
+
+def _side_data_rotation(path: Path) -> float | None:
+    """The rotation ffprobe reads from the display matrix (not through pipeline.media)."""
+    out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_streams", "-of", "json",
+                          str(path)], capture_output=True, text=True, check=True).stdout
+    for side in json.loads(out)["streams"][0].get("side_data_list", []):
+        if "rotation" in side:
+            return float(side["rotation"])
+    return None
+
+
+def set_rotation(src: Path, dst: Path, rotate: int) -> Path:
+    """Store a rotation as phones do, without re-encoding (ffmpeg 5.1 turns the tag into a display matrix)."""
+    _ffmpeg("-i", str(src), "-map", "0", "-c", "copy", "-metadata:s:v:0", f"rotate={rotate}", str(dst))
+    assert _side_data_rotation(dst), f"{dst}: ffmpeg wrote no display matrix"
+    return dst
+
+
+def _asymmetric_frames(t: int = 12, h: int = 64, w: int = 96) -> np.ndarray:
+    """Frames whose every rotation and flip differs: gradients plus a block in one corner."""
+    y, x = np.mgrid[0:h, 0:w]
+    frames = np.stack([np.stack([x * 255 // w, y * 255 // h, np.full_like(x, 8 * i)], -1) for i in range(t)])
+    frames[:, 4:20, 6:30] = 255
+    return frames.astype(np.uint8)
+
+
+# --- (a) rotation metadata ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rotate,rotation", [(90, 90), (270, -90), (180, 180)])
+def test_rotated_clip_decodes_upright(tmp_path: Path, rotate: int, rotation: int):
+    frames = _asymmetric_frames()
+    plain = write_mp4(tmp_path / "plain.mp4", frames)
+    rotated = set_rotation(plain, tmp_path / "rotated.mp4", rotate)
+
+    info = probe(rotated)
+    assert info.video.rotation == rotation and _side_data_rotation(rotated) % 360 == rotation % 360
+    k = rotation // 90  # the display matrix turns counter-clockwise, as np.rot90
+    expected_hw = (96, 64) if rotation % 180 else (64, 96)
+    assert (info.video.height, info.video.width) == expected_hw
+    assert probe(plain).video.rotation == 0
+
+    video = decode_video(rotated)
+    assert video.shape == (len(frames), *expected_hw, 3)
+    # The very same bitstream, turned: equal to the plain decode rotated, and to the input within codec loss.
+    upright = np.rot90(decode_video(plain), k, axes=(1, 2))
+    assert np.abs(video.astype(int) - upright.astype(int)).mean() < 1.0
+    assert np.abs(video.astype(int) - np.rot90(frames, k, axes=(1, 2)).astype(int)).mean() < 6
+    # Crops and sizes are in upright pixels.
+    h, w = expected_hw
+    crop = next(iter_frames(rotated, crop=(2, 4, w // 2, h // 2)))
+    assert crop.shape == (h // 2, w // 2, 3)
+    assert np.abs(crop.astype(int) - video[0, 4 : 4 + h // 2, 2 : 2 + w // 2].astype(int)).mean() < 1.0
+    assert next(iter_frames(rotated, size=(20, 30))).shape == (30, 20, 3)
+
+
+def _landscape(upright: np.ndarray) -> np.ndarray:
+    """Pad square face frames to a landscape frame (a rotated square would hide a size mix-up)."""
+    return np.pad(upright, ((0, 0), (0, 0), (upright.shape[2] // 4, upright.shape[2] // 4), (0, 0)), mode="edge")
+
+
+def _phone_clip(src: Path, tmp_path: Path, num_frames: int) -> tuple[Path, np.ndarray]:
+    """``src`` as a phone stores it: frames coded sideways plus a display rotation of 90 degrees."""
+    upright = _landscape(decode_video(src, num_frames=num_frames))
+    coded = np.ascontiguousarray(np.rot90(upright, -1, axes=(1, 2)))
+    audio = decode_audio(src, num_samples=num_frames * SAMPLES_PER_FRAME)
+    sideways = write_mp4(tmp_path / "sideways.mp4", coded, audio)
+    return set_rotation(sideways, tmp_path / "phone.mp4", 90), upright
+
+
+def _check_rotated_face(phone: Path, upright: np.ndarray, backend, tmp_path: Path) -> None:
+    summary = preprocess_clip(phone, tmp_path / "phone.npz", PreprocessOptions(), backend=backend)
+    assert summary["face_fraction"] >= 0.9, summary["track"]
+    h, w = upright.shape[1:3]
+    assert (summary["source"]["width"], summary["source"]["height"]) == (w, h)
+    assert summary["source"]["rotation"] == 90
+    assert any("rotation metadata 90 degrees" in r for r in summary["repairs"])
+    landmarks = load_clip_arrays(tmp_path / "phone.npz")["landmarks"]
+    assert landmarks[..., 0].max() < w and landmarks[..., 1].max() < h  # in upright pixels
+
+
+def test_rotated_drawn_face_keeps_its_face(backend, tmp_path: Path):
+    src = make_talking_clip(tmp_path / "talk.mp4", seconds=1.6, size=160)
+    phone, upright = _phone_clip(src, tmp_path, 40)
+    _check_rotated_face(phone, upright, backend, tmp_path)
+
+
+@pytest.mark.realmedia
+def test_rotated_real_face_keeps_its_face(backend, shared_media: Path, tmp_path: Path):
+    src = shared_media / "real_talking" / SHORT_REAL
+    if not src.exists():
+        pytest.skip(f"{src} is absent")
+    phone, upright = _phone_clip(src, tmp_path, 50)
+    _check_rotated_face(phone, upright, backend, tmp_path)
