@@ -6,16 +6,21 @@ as 16 kHz mono float32 with an exact sample count. Variable frame rates,
 
 Frames come out upright, as players show them: a phone clip whose rotation is
 stored as display-matrix side data is rotated by ffmpeg (its default
-autorotation), and ``probe`` reports the displayed size.
+autorotation), and ``probe`` reports the displayed size. Decoding counts the
+errors ffmpeg reports (a corrupt H.264 stream still yields frames), so callers
+can refuse damaged clips instead of learning from their artefacts.
 """
 from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import tempfile
+import threading
+from collections import deque
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -208,17 +213,74 @@ def _video_duration(info: Probe, stream: VideoStream) -> float:
     return stream.duration_s or info.duration_s
 
 
+@dataclass
+class DecodeReport:
+    """What ffmpeg said while decoding a video: filled in when the decode runs to its end.
+
+    ``errors`` counts ffmpeg's error-level log lines (a clean file gives 0; a
+    corrupt H.264 stream gives lines such as "Invalid NAL unit size" or "error
+    while decoding MB" while frames still come out). ``lines`` keeps the first
+    few, with decoder addresses removed so that messages are reproducible.
+    """
+
+    errors: int = 0
+    frames: int = 0
+    lines: list[str] = field(default_factory=list)
+    complete: bool = False
+
+    @property
+    def first_error(self) -> str | None:
+        return self.lines[0] if self.lines else None
+
+
+# "[h264 @ 0x55bb1cd346c0] error while decoding MB 2 5" -> "[h264] error while decoding MB 2 5"
+_ADDRESS = re.compile(r" @ 0x[0-9a-fA-F]+\]")
+_KEPT_LINES = 20
+
+
+class _StderrDrain:
+    """Read a process's stderr on a thread: ffmpeg blocks once the pipe buffer (64 KiB) is full,
+    and a corrupt file can print far more than that while we are reading frames from stdout."""
+
+    def __init__(self, stream) -> None:
+        self.count = 0
+        self.first: list[str] = []
+        self.last: deque[str] = deque(maxlen=_KEPT_LINES)
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream) -> None:
+        for raw in stream:
+            line = _ADDRESS.sub("]", raw.decode(errors="replace").strip())
+            if not line:
+                continue
+            self.count += 1
+            if len(self.first) < _KEPT_LINES:
+                self.first.append(line)
+            self.last.append(line)
+
+    def join(self) -> None:
+        self._thread.join()
+
+    def text(self) -> bytes:
+        """The first and last lines (for the reason of a failure), each once."""
+        return "\n".join(dict.fromkeys([*self.first, *self.last])).encode()
+
+
 def iter_frames(
     path: str | Path,
     fps: int = FPS,
     size: tuple[int, int] | None = None,
     crop: tuple[int, int, int, int] | None = None,
     info: Probe | None = None,
+    report: DecodeReport | None = None,
 ) -> Iterator[np.ndarray]:
     """Stream upright frames resampled to ``fps`` as RGB uint8 arrays of shape (H, W, 3).
 
     ``crop`` = (x, y, w, h) in displayed (upright) pixels is applied before ``size`` = (w, h).
-    Constant memory: one frame at a time, whatever the clip length.
+    Constant memory: one frame at a time, whatever the clip length. Pass a
+    ``report`` to learn how many errors ffmpeg reported (filled in once the
+    iteration has run to its end).
     """
     info = info or probe(path)
     stream = _require_video(info)
@@ -238,27 +300,32 @@ def iter_frames(
         .global_args("-nostdin", "-loglevel", "error")
         .run_async(pipe_stdout=True, pipe_stderr=True)
     )
+    drain = _StderrDrain(proc.stderr)
     frame_bytes = out_w * out_h * 3
-    leftover = 0
+    count = leftover = 0
     try:
         while True:
             buf = proc.stdout.read(frame_bytes)
             if len(buf) < frame_bytes:
                 leftover = len(buf)
                 break
+            count += 1
             yield np.frombuffer(buf, np.uint8).reshape(out_h, out_w, 3)
     finally:
+        # Also on an early stop: closing stdout ends ffmpeg (broken pipe) and the reader thread.
         proc.stdout.close()
-        stderr = proc.stderr.read()
-        proc.stderr.close()
         rc = proc.wait()
+        drain.join()
+        proc.stderr.close()
     if rc != 0:
-        raise MediaError(path, f"video decoding failed ({_ffmpeg_reason(stderr)})", "decode")
+        raise MediaError(path, f"video decoding failed ({_ffmpeg_reason(drain.text())})", "decode")
     if leftover:
         # rawvideo holds whole frames only: a remainder means the frames are not the size we read.
         raise MediaError(
             path, f"decoded frames are not {out_w}x{out_h} as probed (rotation {stream.rotation})", "decode"
         )
+    if report is not None:
+        report.errors, report.frames, report.lines, report.complete = drain.count, count, drain.first, True
 
 
 def decode_video(
@@ -268,17 +335,19 @@ def decode_video(
     crop: tuple[int, int, int, int] | None = None,
     num_frames: int | None = None,
     min_fraction: float = 0.9,
+    report: DecodeReport | None = None,
 ) -> np.ndarray:
     """Decode a whole video to (T, H, W, 3) uint8 at ``fps``.
 
     The frame count is checked against the stream's duration: a file that
     yields fewer than ``min_fraction`` of the expected frames is reported as
     truncated. With ``num_frames`` the result is trimmed or padded (by
-    repeating the last frame) to exactly that many frames.
+    repeating the last frame) to exactly that many frames. ``report`` receives
+    ffmpeg's decode-error count (see ``DecodeReport``).
     """
     info = probe(path)
     stream = _require_video(info)
-    frames = list(iter_frames(path, fps=fps, size=size, crop=crop, info=info))
+    frames = list(iter_frames(path, fps=fps, size=size, crop=crop, info=info, report=report))
     expected = expected_frames(_video_duration(info, stream), fps)
     if not frames:
         raise MediaError(path, "video stream has no decodable frames (truncated or corrupt)", "truncated")

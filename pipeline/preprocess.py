@@ -35,7 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--address", help="Ray cluster address (default: params.yaml ray.address, else local)")
 
 
-SUMMARY_FIELDS = ("face_fraction", "frames_without_face", "interpolated_frames", "track", "backend", "repairs")
+SUMMARY_FIELDS = (
+    "face_fraction", "frames_without_face", "interpolated_frames", "decode_errors", "track", "backend", "repairs",
+)
 
 
 class PreprocessWorker:

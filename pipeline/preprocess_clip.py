@@ -6,6 +6,8 @@ inputs raise ``MediaError`` with an ``error_type`` the stage records:
 
 - from ``pipeline.media``: ``missing``, ``empty``, ``truncated``, ``not_media``, ``decode``, ``no_video``
 - ``no_audio``: the file has no audio stream
+- ``decode_errors``: ffmpeg reported more than ``max_decode_errors`` errors while decoding the
+  video (corrupt bytes in the stream: frames still come out, but smeared or blocky)
 - ``too_short``: fewer than ``min_frames`` frames at 25 fps (less than one 16-frame segment)
 - ``no_face``: the main face is found in fewer than ``min_face_fraction`` of the frames
 - ``face_lost``: the face is found often enough but missing for a run longer than
@@ -16,7 +18,8 @@ constant 25 fps by ffmpeg's ``fps`` filter (frames dropped or duplicated), any
 sample rate and channel count to 16 kHz mono, and the audio is trimmed or
 zero-padded to exactly ``frames x 640`` samples. A rotation stored in the
 file's metadata (phone clips) is applied, so frames are upright as a player
-shows them. Each repair is listed in the returned summary under ``repairs``.
+shows them. Each repair is listed in the returned summary under ``repairs``;
+the count of decode errors tolerated under ``decode_errors``.
 """
 from __future__ import annotations
 
@@ -29,7 +32,17 @@ import numpy as np
 
 from pipeline.atomic import atomic_path
 from pipeline.errors import MediaError
-from pipeline.media import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME, decode_audio, expected_frames, fit_length, iter_frames, probe
+from pipeline.media import (
+    FPS,
+    SAMPLE_RATE,
+    SAMPLES_PER_FRAME,
+    DecodeReport,
+    decode_audio,
+    expected_frames,
+    fit_length,
+    iter_frames,
+    probe,
+)
 
 # A file yielding fewer frames than this share of what its duration promises is truncated (as in media.decode_video).
 MIN_DECODED_SHARE = 0.9
@@ -50,10 +63,16 @@ class PreprocessOptions:
     detect_every: int = 1
     crop_smoothing: float = 2.0  # Gaussian sigma, in frames, of the crop alignment anchors
     max_buffer_mb: int = 1024  # frames kept between the detect and crop passes; beyond it, decode twice
+    # ffmpeg error lines tolerated while decoding the video. 0: a clean file reports none (every
+    # real clip of the test media does), while each error smears blocks until the next keyframe,
+    # an artefact a detector would learn as "fake"; raise it for a corpus with benign errors.
+    max_decode_errors: int = 0
 
     def __post_init__(self) -> None:
         if self.detect_every < 1:
             raise ValueError(f"detect_every must be >= 1, got {self.detect_every}")
+        if self.max_decode_errors < 0:
+            raise ValueError(f"max_decode_errors must be >= 0, got {self.max_decode_errors}")
         if not 0.0 <= self.min_face_fraction <= 1.0:
             raise ValueError(f"min_face_fraction must be in [0, 1], got {self.min_face_fraction}")
 
@@ -75,6 +94,16 @@ def _repairs(info: Any) -> list[str]:
     if a.channels != 1:
         out.append(f"audio downmixed from {a.channels} channels to mono")
     return out
+
+
+def _check_decode(path: Path, report: DecodeReport, options: PreprocessOptions) -> None:
+    if report.errors > options.max_decode_errors:
+        raise MediaError(
+            path,
+            f"corrupt video stream: ffmpeg reported {report.errors} decode errors (max_decode_errors "
+            f"{options.max_decode_errors}); first: {report.first_error}",
+            "decode_errors",
+        )
 
 
 def _check_face(path: Path, track: Any, options: PreprocessOptions, backend_name: str) -> None:
@@ -156,7 +185,8 @@ def preprocess_clip(
     detect_s = 0.0
     t = time.perf_counter()
     last = None
-    for i, frame in enumerate(iter_frames(path, info=info)):
+    decode = DecodeReport()
+    for i, frame in enumerate(iter_frames(path, info=info, report=decode)):
         last = frame
         if keep_frames:
             frames.append(frame)
@@ -179,6 +209,7 @@ def preprocess_clip(
         raise MediaError(path, "video stream has no decodable frames (truncated or corrupt)", "truncated")
     if num_frames < MIN_DECODED_SHARE * promised:
         raise MediaError(path, f"truncated video: decoded {num_frames} of {promised} expected frames", "truncated")
+    _check_decode(path, decode, options)  # after the truncation check: a cut file is "truncated", not corrupt
     if num_frames < options.min_frames:
         raise MediaError(
             path, f"too short: {num_frames} frames at {FPS} fps; need at least {options.min_frames} (one segment)",
@@ -203,6 +234,9 @@ def preprocess_clip(
 
     num_samples = num_frames * SAMPLES_PER_FRAME
     repairs = _repairs(info)
+    if decode.errors:
+        repairs.append(f"{decode.errors} video decode errors tolerated (max_decode_errors "
+                       f"{options.max_decode_errors}); first: {decode.first_error}")
     if len(audio) != num_samples:
         what = "trimmed" if len(audio) > num_samples else "zero-padded"
         repairs.append(f"audio {what} from {len(audio)} to {num_samples} samples (frames x {SAMPLES_PER_FRAME})")
@@ -232,6 +266,8 @@ def preprocess_clip(
         "face_fraction": round(track.face_fraction, 4),
         "frames_without_face": int((track.detected_on & ~track.found).sum()),
         "interpolated_frames": int((~track.found).sum()),
+        "decode_errors": decode.errors,
+        "first_decode_error": decode.first_error,
         "track": track.summary(),
         "backend": describe,
         "options": asdict(options),

@@ -1,15 +1,18 @@
-"""Real-world media faults (issue 12): rotation metadata. Every file is made here by the real ffmpeg."""
+"""Real-world media faults (issue 12): rotation metadata, corrupt bytes in the H.264 stream.
+Every file is made here by the real ffmpeg."""
 from __future__ import annotations
 
 import json
 import subprocess
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from generators.synthetic import make_talking_clip
-from pipeline.media import SAMPLES_PER_FRAME, decode_audio, decode_video, iter_frames, probe, write_mp4
+from pipeline.errors import ConfigError, MediaError
+from pipeline.media import SAMPLES_PER_FRAME, DecodeReport, decode_audio, decode_video, iter_frames, probe, write_mp4
 from pipeline.preprocess_clip import PreprocessOptions, load_clip_arrays, preprocess_clip
 
 SHORT_REAL = "Hangz-nju-cuhk_Talking-Face_PC-AVS__misc_Audio_Source_00086.mp4"  # 224 px square, 5.3 s
@@ -121,3 +124,96 @@ def test_rotated_real_face_keeps_its_face(backend, shared_media: Path, tmp_path:
         pytest.skip(f"{src} is absent")
     phone, upright = _phone_clip(src, tmp_path, 50)
     _check_rotated_face(phone, upright, backend, tmp_path)
+
+
+# --- (b) corrupt bytes inside the stream ---------------------------------------------------
+
+
+def corrupt_video_packets(src: Path, dst: Path, every: int = 5, run: int = 16) -> Path:
+    """Overwrite ``run`` bytes in the middle of every ``every``-th video packet that is not a keyframe
+    (media data, not headers; a broken keyframe would grey out its whole group of pictures)."""
+    out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+                          "packet=pos,size,flags", "-of", "json", str(src)], capture_output=True, text=True,
+                         check=True).stdout
+    data = bytearray(src.read_bytes())
+    for packet in json.loads(out)["packets"][1::every]:
+        pos, size = int(packet["pos"]), int(packet["size"])
+        if size > 2 * run and "K" not in packet["flags"]:
+            mid = pos + size // 2
+            data[mid : mid + run] = b"\xff\x00" * (run // 2)
+    assert data != src.read_bytes(), f"{src}: no packet to corrupt"
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+def test_clean_clip_reports_no_decode_errors(tmp_path: Path):
+    clip = make_talking_clip(tmp_path / "talk.mp4", seconds=1.6, size=128)
+    report = DecodeReport()
+    video = decode_video(clip, report=report)
+    assert report.complete and report.errors == 0 and report.first_error is None
+    assert report.frames == len(video) == 40
+
+
+def test_corrupt_stream_errors_are_counted(tmp_path: Path):
+    clip = make_talking_clip(tmp_path / "talk.mp4", seconds=1.6, size=128)
+    bad = corrupt_video_packets(clip, tmp_path / "bad.mp4")
+    report = DecodeReport()
+    video = decode_video(bad, report=report)
+    assert len(video) == 40  # ffmpeg still outputs every frame: only the count tells
+    assert report.complete and report.errors > 0
+    assert "0x" not in report.first_error and report.first_error.startswith("[h264]")
+
+
+def test_many_decode_errors_do_not_block_the_pipe(tmp_path: Path):
+    """Far more than a pipe buffer (64 KiB) of error lines: ffmpeg must not stall while frames are read."""
+    clip = tmp_path / "long.mp4"
+    _ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25:duration=60", "-c:v", "libx264", "-g", "25",
+            "-pix_fmt", "yuv420p", str(clip))
+    bad = corrupt_video_packets(clip, tmp_path / "long_bad.mp4", every=1, run=4)
+    report, counted = DecodeReport(), []
+    # On a thread: a stalled decode stays stuck (ffmpeg never exits), so the test fails instead of hanging.
+    worker = threading.Thread(target=lambda: counted.append(sum(1 for _ in iter_frames(bad, size=(16, 12),
+                                                                                       report=report))), daemon=True)
+    worker.start()
+    worker.join(60)
+    assert not worker.is_alive(), "decoding stalled: ffmpeg blocked on a full stderr pipe"
+    assert counted == [1500] and report.errors > 1000 and len(report.lines) <= 20
+
+
+def test_corrupt_clip_fails_preprocess_unless_tolerated(backend, tmp_path: Path):
+    clip = make_talking_clip(tmp_path / "talk.mp4", seconds=1.6, size=160)
+    bad = corrupt_video_packets(clip, tmp_path / "bad.mp4")
+    errors = DecodeReport()
+    decode_video(bad, report=errors)
+    assert errors.errors > 0
+
+    with pytest.raises(MediaError, match=rf"bad\.mp4: corrupt video stream: ffmpeg reported {errors.errors} "
+                                         r"decode errors \(max_decode_errors 0\); first: \[h264\]") as exc:
+        preprocess_clip(bad, tmp_path / "bad.npz", backend=backend)
+    assert exc.value.error_type == "decode_errors"
+    assert not (tmp_path / "bad.npz").exists()
+
+    # Under the limit the clip is kept (its face is still there) and the count is recorded.
+    summary = preprocess_clip(bad, tmp_path / "bad.npz", PreprocessOptions(max_decode_errors=errors.errors),
+                              backend=backend)
+    assert summary["decode_errors"] == errors.errors and summary["first_decode_error"] == errors.first_error
+    assert any(f"{errors.errors} video decode errors tolerated (max_decode_errors {errors.errors})" in r
+               for r in summary["repairs"])
+    assert (tmp_path / "bad.npz").exists()
+    clean = preprocess_clip(clip, tmp_path / "clean.npz", backend=backend)
+    assert clean["decode_errors"] == 0 and clean["first_decode_error"] is None
+
+
+def test_max_decode_errors_is_a_checked_param(tmp_path: Path):
+    from pipeline.config import load_section
+
+    repo_params = Path(__file__).resolve().parents[1] / "params.yaml"
+    assert load_section("preprocess", repo_params).max_decode_errors == 0
+    params = tmp_path / "params.yaml"
+    params.write_text("preprocess:\n  max_decode_errors: 3\n")
+    assert load_section("preprocess", params).max_decode_errors == 3
+    params.write_text("preprocess:\n  max_decode_error: 3\n")
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['max_decode_error'\]"):
+        load_section("preprocess", params)
+    with pytest.raises(ValueError, match="max_decode_errors"):
+        PreprocessOptions(max_decode_errors=-1)
