@@ -3,7 +3,9 @@
 Runs the full preprocessing of the ``preprocess`` section (decode, face
 tracking, crops, 16 kHz audio), scores every non-overlapping segment, and
 prints the video-level P(fake) (mean over segments) and, where the detector
-has them, the per-modality scores.
+has them, the per-modality scores. A video without an audio stream is scored
+with a silent track (as clips of video-only corpora are), and the result says
+so under ``notes``.
 """
 from __future__ import annotations
 
@@ -50,7 +52,9 @@ def detect_video(video: Path, checkpoint: Path, params: DetectParams, preprocess
     t_model = time.perf_counter()
     options = PreprocessOptions(**{f.name: getattr(preprocess, f.name) for f in fields(PreprocessOptions)})
     with tempfile.TemporaryDirectory(prefix="avdf-detect-") as tmp:
-        summary = preprocess_clip(video, Path(tmp) / "clip.npz", options)
+        # A user's video-only file is scored, not refused: silence stands in for its audio.
+        summary = preprocess_clip(video, Path(tmp) / "clip.npz", options, allow_silent=True,
+                                  silent_reason="the video has none")
         with np.load(Path(tmp) / "clip.npz") as npz:
             arrays = {name: npz[name] for name in npz.files}
     t_pre = time.perf_counter()
@@ -74,9 +78,19 @@ def detect_video(video: Path, checkpoint: Path, params: DetectParams, preprocess
         "segments": len(segments),
         "duration_s": n / 25,
         "face_fraction": summary.get("face_fraction"),
+        "repairs": summary["repairs"],
+        "notes": _notes(summary),
         "seconds": {"load": round(t_model - t0, 3), "preprocess": round(t_pre - t_model, 3),
                     "score": round(t_end - t_pre, 3), "total": round(t_end - t0, 3)},
     }
+
+
+def _notes(summary: dict[str, Any]) -> list[str]:
+    """What a user must know to read the score (the repairs that change what the detector saw)."""
+    notes = []
+    if summary.get("silent_audio"):
+        notes.append("no audio stream: scored with a silent track (audio cues carry no evidence)")
+    return notes
 
 
 def run(args: argparse.Namespace) -> int:
@@ -91,4 +105,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"{result['video']}: P(fake) = {s['score']:.3f} -> {result['verdict']} "
           f"({result['detector']}, {result['segments']} segments of {result['duration_s']:.1f} s"
           f"{'; ' + modal if modal else ''}; {result['seconds']['total']:.1f} s)")
+    for note in result["notes"]:
+        print(f"note: {note}")
     return 0

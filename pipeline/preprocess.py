@@ -6,6 +6,11 @@ e.g. the real corpus and the generated fakes. Output, in
 manifest whose rows point at them (same keys and labels), and
 ``failures.parquet`` for the clips that could not be used, with
 ``inputs = outputs + failures``.
+
+A row whose JSON ``extra`` has ``"video_only": true`` (a clip of a video-only
+corpus such as FaceForensics++ or Celeb-DF, set by its ingest adapter) is
+given a silent audio track when its file has no audio stream; any other
+audio-less clip fails ``no_audio``.
 """
 from __future__ import annotations
 
@@ -36,7 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 SUMMARY_FIELDS = (
-    "face_fraction", "frames_without_face", "interpolated_frames", "decode_errors", "track", "backend", "repairs",
+    "face_fraction", "frames_without_face", "interpolated_frames", "silent_audio", "decode_errors", "track", "backend",
+    "repairs",
 )
 
 
@@ -57,8 +63,10 @@ class PreprocessWorker:
         item = dict(item)
         media = Path(item.pop("media_path"))
         rel = Path("clips") / f"{item_dir_name(item['key'])}.npz"
-        summary = preprocess_clip(media, out_dir / rel, self.options, self.backend)
         extra = json.loads(item["extra"]) if item.get("extra") else {}
+        # The corpus, not the file, says whether a missing audio stream is expected.
+        video_only = extra.get("video_only") is True
+        summary = preprocess_clip(media, out_dir / rel, self.options, self.backend, allow_silent=video_only)
         # Only what describes the result: paths and timings would make rows machine-dependent.
         extra["preprocess"] = {k: summary[k] for k in SUMMARY_FIELDS if k in summary}
         extra.setdefault("source_path", item["path"])

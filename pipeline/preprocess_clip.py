@@ -5,7 +5,8 @@ failures) lives in ``pipeline.preprocess``. Inputs that cannot become model
 inputs raise ``MediaError`` with an ``error_type`` the stage records:
 
 - from ``pipeline.media``: ``missing``, ``empty``, ``truncated``, ``not_media``, ``decode``, ``no_video``
-- ``no_audio``: the file has no audio stream
+- ``no_audio``: the file has no audio stream (unless the caller allows a silent track, as the
+  stage does for clips of video-only corpora: ``extra.video_only``)
 - ``decode_errors``: ffmpeg reported more than ``max_decode_errors`` errors while decoding the
   video (corrupt bytes in the stream: frames still come out, but smeared or blocky)
 - ``too_short``: fewer than ``min_frames`` frames at 25 fps (less than one 16-frame segment)
@@ -18,8 +19,9 @@ constant 25 fps by ffmpeg's ``fps`` filter (frames dropped or duplicated), any
 sample rate and channel count to 16 kHz mono, and the audio is trimmed or
 zero-padded to exactly ``frames x 640`` samples. A rotation stored in the
 file's metadata (phone clips) is applied, so frames are upright as a player
-shows them. Each repair is listed in the returned summary under ``repairs``;
-the count of decode errors tolerated under ``decode_errors``.
+shows them. A clip without audio of a video-only corpus gets a silent track
+(``allow_silent``). Each repair is listed in the returned summary under
+``repairs``; the count of decode errors tolerated under ``decode_errors``.
 """
 from __future__ import annotations
 
@@ -89,9 +91,9 @@ def _repairs(info: Any) -> list[str]:
         out.append(f"variable frame rate (average {v.fps:.3f} fps) resampled to constant {FPS} fps")
     elif abs(v.fps - FPS) > 0.01:
         out.append(f"frame rate {v.fps:.3f} fps resampled to {FPS} fps")
-    if a.sample_rate != SAMPLE_RATE:
+    if a is not None and a.sample_rate != SAMPLE_RATE:  # no stream: a silent track, listed by the caller
         out.append(f"audio resampled from {a.sample_rate} Hz to {SAMPLE_RATE} Hz")
-    if a.channels != 1:
+    if a is not None and a.channels != 1:
         out.append(f"audio downmixed from {a.channels} channels to mono")
     return out
 
@@ -134,6 +136,8 @@ def preprocess_clip(
     out_path: str | Path,
     options: PreprocessOptions | None = None,
     backend: Any = None,
+    allow_silent: bool = False,
+    silent_reason: str = "video-only corpus",
 ) -> dict[str, Any]:
     """Decode, track the main face, crop, and write ``out_path`` (.npz) atomically; return a summary.
 
@@ -145,6 +149,9 @@ def preprocess_clip(
     was detected in that very frame; False where interpolated or not run).
 
     Pass ``backend`` (a built ``FaceBackend``) to reuse loaded models across clips.
+    With ``allow_silent`` (a clip of a video-only corpus, which an audio-visual
+    detector must still score) a file without an audio stream gets T*640 zeros
+    instead of failing ``no_audio``; the repair says so, with ``silent_reason``.
     """
     from pipeline.faces import make_face_backend
     from pipeline.faces.crops import CropSizes, CropWriter
@@ -158,7 +165,7 @@ def preprocess_clip(
     info = probe(path)
     if info.video is None:
         raise MediaError(path, "no video stream", "no_video")
-    if info.audio is None:
+    if info.audio is None and not allow_silent:
         raise MediaError(path, "no audio stream (audio-visual preprocessing needs one)", "no_audio")
     duration = info.video.duration_s or info.duration_s
     promised = expected_frames(duration)
@@ -169,7 +176,8 @@ def preprocess_clip(
         )
 
     t = time.perf_counter()
-    audio = decode_audio(path)  # before the face work: a broken audio stream fails fast
+    # Before the face work: a broken audio stream fails fast. No stream (allowed): silence, sized below.
+    audio = decode_audio(path) if info.audio is not None else None
     timings["audio_s"] = time.perf_counter() - t
 
     if backend is None:
@@ -237,7 +245,10 @@ def preprocess_clip(
     if decode.errors:
         repairs.append(f"{decode.errors} video decode errors tolerated (max_decode_errors "
                        f"{options.max_decode_errors}); first: {decode.first_error}")
-    if len(audio) != num_samples:
+    if audio is None:
+        audio = np.zeros(num_samples, np.float32)
+        repairs.append(f"no audio stream: silent track ({silent_reason})")
+    elif len(audio) != num_samples:
         what = "trimmed" if len(audio) > num_samples else "zero-padded"
         repairs.append(f"audio {what} from {len(audio)} to {num_samples} samples (frames x {SAMPLES_PER_FRAME})")
     arrays = {
@@ -266,6 +277,7 @@ def preprocess_clip(
         "face_fraction": round(track.face_fraction, 4),
         "frames_without_face": int((track.detected_on & ~track.found).sum()),
         "interpolated_frames": int((~track.found).sum()),
+        "silent_audio": info.audio is None,
         "decode_errors": decode.errors,
         "first_decode_error": decode.first_error,
         "track": track.summary(),
@@ -277,8 +289,8 @@ def preprocess_clip(
             "fps": round(info.video.fps, 3),
             "vfr": info.video.vfr,
             "rotation": info.video.rotation,
-            "sample_rate": info.audio.sample_rate,
-            "channels": info.audio.channels,
+            "sample_rate": info.audio.sample_rate if info.audio else None,
+            "channels": info.audio.channels if info.audio else None,
         },
         "repairs": repairs,
         "timings": {k: round(v, 4) for k, v in timings.items()},

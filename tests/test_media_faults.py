@@ -1,8 +1,10 @@
-"""Real-world media faults (issue 12): rotation metadata, corrupt bytes in the H.264 stream.
-Every file is made here by the real ffmpeg."""
+"""Real-world media faults (issue 12): rotation metadata, corrupt bytes in the H.264 stream,
+clips of video-only corpora without audio. Every file is made here by the real ffmpeg."""
 from __future__ import annotations
 
+import argparse
 import json
+import shutil
 import subprocess
 import threading
 from pathlib import Path
@@ -11,6 +13,7 @@ import numpy as np
 import pytest
 
 from generators.synthetic import make_talking_clip
+from pipeline.clip import Clip
 from pipeline.errors import ConfigError, MediaError
 from pipeline.media import SAMPLES_PER_FRAME, DecodeReport, decode_audio, decode_video, iter_frames, probe, write_mp4
 from pipeline.preprocess_clip import PreprocessOptions, load_clip_arrays, preprocess_clip
@@ -217,3 +220,105 @@ def test_max_decode_errors_is_a_checked_param(tmp_path: Path):
         load_section("preprocess", params)
     with pytest.raises(ValueError, match="max_decode_errors"):
         PreprocessOptions(max_decode_errors=-1)
+
+
+# --- (c) clips of video-only corpora -------------------------------------------------------
+
+
+def strip_audio(src: Path, dst: Path) -> Path:
+    _ffmpeg("-i", str(src), "-map", "0:v", "-c", "copy", str(dst))
+    assert probe(dst).audio is None
+    return dst
+
+
+def test_video_only_clip_gets_a_silent_track(backend, tmp_path: Path):
+    mute = strip_audio(make_talking_clip(tmp_path / "talk.mp4", seconds=1.6, size=160), tmp_path / "mute.mp4")
+    with pytest.raises(MediaError, match=r"mute\.mp4: no audio stream") as exc:
+        preprocess_clip(mute, tmp_path / "x.npz", backend=backend)
+    assert exc.value.error_type == "no_audio"
+
+    summary = preprocess_clip(mute, tmp_path / "mute.npz", backend=backend, allow_silent=True)
+    audio = load_clip_arrays(tmp_path / "mute.npz")["audio"]
+    assert summary["num_frames"] == 40 and audio.shape == (40 * SAMPLES_PER_FRAME,) and not audio.any()
+    assert "no audio stream: silent track (video-only corpus)" in summary["repairs"]
+    assert summary["silent_audio"] and summary["source"]["sample_rate"] is None
+
+
+def _clip(key: str, path: str, **extra) -> Clip:
+    name = key.split("/")[1]
+    return Clip(key=key, corpus="t", identity=name, video_id=name, path=path,
+                extra=json.dumps(extra) if extra else None)
+
+
+def test_preprocess_stage_faulty_clips(ray_session, tmp_path: Path):
+    """One manifest: a clean clip, a corrupt one, a video-only clip without audio and an audio-less
+    clip of an audio-visual corpus. Failures are rows with their type; inputs = outputs + failures."""
+    from pipeline.manifest import read_failures, read_manifest, write_manifest
+    from pipeline.preprocess import PreprocessParams, preprocess_manifest
+    from pipeline.raycluster import RayParams
+
+    root = tmp_path / "corpus"
+    root.mkdir()
+    make_talking_clip(root / "clean.mp4", seconds=1.6, size=160, seed=1)
+    corrupt_video_packets(make_talking_clip(tmp_path / "c.mp4", seconds=1.6, size=160, seed=2), root / "corrupt.mp4")
+    talk = make_talking_clip(tmp_path / "v.mp4", seconds=1.6, size=160, seed=3)
+    strip_audio(talk, root / "videoonly.mp4")
+    shutil.copy(root / "videoonly.mp4", root / "mute.mp4")
+    write_manifest([
+        _clip("t/clean", "clean.mp4"),
+        _clip("t/corrupt", "corrupt.mp4"),
+        _clip("t/videoonly", "videoonly.mp4", video_only=True, corpus_note="FaceForensics++-style"),
+        _clip("t/mute", "mute.mp4"),
+    ], root / "manifest.parquet")
+
+    out = tmp_path / "pre"
+    result = preprocess_manifest(root / "manifest.parquet", out, PreprocessParams(detect_every=2), RayParams())
+    rows = {r["key"]: r for r in read_manifest(out / "manifest.parquet").to_pylist()}
+    failures = {f.key: f for f in read_failures(out / "failures.parquet")}
+    assert set(rows) == {"t/clean", "t/videoonly"} and set(failures) == {"t/corrupt", "t/mute"}
+    assert len(rows) + len(failures) == 4 and "4 inputs -> 2 done" in result.summary()
+
+    assert failures["t/corrupt"].error_type == "decode_errors"
+    assert "corrupt.mp4: corrupt video stream: ffmpeg reported" in failures["t/corrupt"].message
+    assert "first: [h264]" in failures["t/corrupt"].message
+    assert failures["t/mute"].error_type == "no_audio"
+
+    video_only = rows["t/videoonly"]
+    audio = np.load(out / video_only["path"])["audio"]
+    assert video_only["num_frames"] == 40 and audio.shape == (40 * SAMPLES_PER_FRAME,) and not audio.any()
+    extra = json.loads(video_only["extra"])
+    assert extra["video_only"] is True and extra["preprocess"]["silent_audio"] is True
+    assert "no audio stream: silent track (video-only corpus)" in extra["preprocess"]["repairs"]
+    clean = json.loads(rows["t/clean"]["extra"])["preprocess"]
+    assert clean["decode_errors"] == 0 and clean["silent_audio"] is False
+
+
+@pytest.fixture(scope="module")
+def audio_checkpoint(tmp_path_factory) -> Path:
+    """An audio-baseline checkpoint from one epoch through the one training loop (it reads the silent track)."""
+    from loop_data import SyntheticSource
+
+    from detectors.baselines import AudioBaseline, AudioBaselineConfig
+    from detectors.loop import LoopParams, fit
+
+    out = tmp_path_factory.mktemp("audio-ckpt")
+    model = AudioBaseline(AudioBaselineConfig(num_frames=16, width=8, depth=2))
+    fit(model, SyntheticSource(n=8, frames=16), out, LoopParams(epochs=1, device="cpu"), progress=False)
+    return out / "best.pt"
+
+
+def test_detect_scores_a_video_without_audio(audio_checkpoint: Path, tmp_path: Path, capsys):
+    from benchmark.detect import DetectParams, detect_video, run
+    from pipeline.preprocess import PreprocessParams
+
+    mute = strip_audio(make_talking_clip(tmp_path / "talk.mp4", seconds=1.6, size=160), tmp_path / "mute.mp4")
+    result = detect_video(mute, audio_checkpoint, DetectParams(device="cpu"), PreprocessParams())
+    assert 0.0 <= result["scores"]["score"] <= 1.0 and result["segments"] == 2
+    assert any("silent track" in n for n in result["notes"])
+    assert "no audio stream: silent track (the video has none)" in result["repairs"]
+
+    args = argparse.Namespace(video=mute, checkpoint=audio_checkpoint, detector=None, json=False,
+                              params=tmp_path / "absent.yaml")
+    assert run(args) == 0
+    printed = capsys.readouterr().out
+    assert "P(fake) = " in printed and "note: no audio stream: scored with a silent track" in printed
