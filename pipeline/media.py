@@ -370,7 +370,9 @@ def decode_audio(
 
     The result has exactly ``num_samples`` samples when given; otherwise the
     count the stream's duration implies, which drops the encoder padding AAC
-    appends to its last frame.
+    appends to its last frame, or the decoded count where that is shorter (an
+    mp3's container duration counts the encoder delay and padding that the
+    decoder drops).
     """
     info = probe(path)
     stream = _require_audio(info)
@@ -388,7 +390,7 @@ def decode_audio(
         raise MediaError(path, "audio stream has no decodable samples (truncated or corrupt)", "truncated")
     if num_samples is None:
         duration = stream.duration_s or info.duration_s
-        num_samples = int(round(duration * sample_rate))
+        num_samples = min(audio.size, int(round(duration * sample_rate)))
     return fit_length(audio, num_samples)
 
 

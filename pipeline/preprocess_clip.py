@@ -14,6 +14,10 @@ inputs raise ``MediaError`` with an ``error_type`` the stage records:
 - ``face_lost``: the face is found often enough but missing for a run longer than
   ``max_gap_frames`` (shorter runs are filled by interpolation)
 
+A frame folder (IDForge v2: ``frames_ndarray.npy`` + ``<name>.mp3``, see
+``pipeline.frame_folders``) gives its 16 stored frames, each with its own 640
+audio samples; it is not decoded by ffmpeg.
+
 Repairs, not failures: any frame rate (including variable) is resampled to a
 constant 25 fps by ffmpeg's ``fps`` filter (frames dropped or duplicated), any
 sample rate and channel count to 16 kHz mono, and the audio is trimmed or
@@ -34,6 +38,7 @@ import numpy as np
 
 from pipeline.atomic import atomic_path
 from pipeline.errors import MediaError
+from pipeline.frame_folders import is_frame_folder, read_frame_folder
 from pipeline.media import (
     FPS,
     SAMPLE_RATE,
@@ -162,22 +167,35 @@ def preprocess_clip(
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
 
-    info = probe(path)
-    if info.video is None:
-        raise MediaError(path, "no video stream", "no_video")
-    if info.audio is None and not allow_silent:
-        raise MediaError(path, "no audio stream (audio-visual preprocessing needs one)", "no_audio")
-    duration = info.video.duration_s or info.duration_s
-    promised = expected_frames(duration)
-    if 0 < promised < options.min_frames:
-        raise MediaError(
-            path, f"too short: {duration:.2f} s = {promised} frames at {FPS} fps; need at least "
-            f"{options.min_frames} (one segment)", "too_short",
-        )
-
     t = time.perf_counter()
-    # Before the face work: a broken audio stream fails fast. No stream (allowed): silence, sized below.
-    audio = decode_audio(path) if info.audio is not None else None
+    if is_frame_folder(path):
+        # IDForge v2: 16 frames in 4 groups, each group with its own audio window (pipeline.frame_folders).
+        folder_frames, audio = read_frame_folder(path)
+        info, promised = None, len(folder_frames)
+        size = (folder_frames.shape[2], folder_frames.shape[1])
+        repairs = ["frame folder: 16 frames in 4 evenly spaced groups of 4, each with its own audio window"]
+
+        def frames_of(report: DecodeReport | None = None) -> Any:
+            return iter(folder_frames)
+    else:
+        info = probe(path)
+        if info.video is None:
+            raise MediaError(path, "no video stream", "no_video")
+        if info.audio is None and not allow_silent:
+            raise MediaError(path, "no audio stream (audio-visual preprocessing needs one)", "no_audio")
+        duration = info.video.duration_s or info.duration_s
+        promised = expected_frames(duration)
+        if 0 < promised < options.min_frames:
+            raise MediaError(
+                path, f"too short: {duration:.2f} s = {promised} frames at {FPS} fps; need at least "
+                f"{options.min_frames} (one segment)", "too_short",
+            )
+        # Before the face work: a broken audio stream fails fast. No stream (allowed): silence, sized below.
+        audio = decode_audio(path) if info.audio is not None else None
+        size, repairs = (info.video.width, info.video.height), _repairs(info)
+
+        def frames_of(report: DecodeReport | None = None) -> Any:
+            return iter_frames(path, info=info, report=report)
     timings["audio_s"] = time.perf_counter() - t
 
     if backend is None:
@@ -186,7 +204,7 @@ def preprocess_clip(
         timings["backend_load_s"] = time.perf_counter() - t
     backend_name = getattr(backend, "name", type(backend).__name__)
 
-    frame_bytes = info.video.width * info.video.height * 3
+    frame_bytes = size[0] * size[1] * 3
     keep_frames = promised * frame_bytes <= options.max_buffer_mb * 2**20
     frames: list[np.ndarray] = []
     detections: list[Any] = []
@@ -194,7 +212,7 @@ def preprocess_clip(
     t = time.perf_counter()
     last = None
     decode = DecodeReport()
-    for i, frame in enumerate(iter_frames(path, info=info, report=decode)):
+    for i, frame in enumerate(frames_of(decode)):
         last = frame
         if keep_frames:
             frames.append(frame)
@@ -225,14 +243,14 @@ def preprocess_clip(
         )
 
     t = time.perf_counter()
-    track = track_faces(detections, (info.video.width, info.video.height))
+    track = track_faces(detections, size)
     timings["track_s"] = time.perf_counter() - t
     _check_face(path, track, options, backend_name)
 
     t = time.perf_counter()
     sizes = CropSizes(options.face_size, options.gray_face_size, options.mouth_size)
     writer = CropWriter(track.landmarks, sizes, sigma=options.crop_smoothing)
-    source = frames if keep_frames else iter_frames(path, info=info)
+    source = frames if keep_frames else frames_of()
     for i, frame in enumerate(source):
         if i >= num_frames:
             break
@@ -241,7 +259,6 @@ def preprocess_clip(
     timings["crop_s"] = time.perf_counter() - t
 
     num_samples = num_frames * SAMPLES_PER_FRAME
-    repairs = _repairs(info)
     if decode.errors:
         repairs.append(f"{decode.errors} video decode errors tolerated (max_decode_errors "
                        f"{options.max_decode_errors}); first: {decode.first_error}")
@@ -277,24 +294,30 @@ def preprocess_clip(
         "face_fraction": round(track.face_fraction, 4),
         "frames_without_face": int((track.detected_on & ~track.found).sum()),
         "interpolated_frames": int((~track.found).sum()),
-        "silent_audio": info.audio is None,
+        "silent_audio": info is not None and info.audio is None,
         "decode_errors": decode.errors,
         "first_decode_error": decode.first_error,
         "track": track.summary(),
         "backend": describe,
         "options": asdict(options),
-        "source": {
-            "width": info.video.width,
-            "height": info.video.height,
-            "fps": round(info.video.fps, 3),
-            "vfr": info.video.vfr,
-            "rotation": info.video.rotation,
-            "sample_rate": info.audio.sample_rate if info.audio else None,
-            "channels": info.audio.channels if info.audio else None,
-        },
+        "source": _source_summary(info, size),
         "repairs": repairs,
         "timings": {k: round(v, 4) for k, v in timings.items()},
         "frames_per_s": round(num_frames / timings["total_s"], 2) if timings["total_s"] > 0 else None,
+    }
+
+
+def _source_summary(info: Any, size: tuple[int, int]) -> dict[str, Any]:
+    if info is None:  # a frame folder: frames sampled from the clip, not a stream
+        return {"width": size[0], "height": size[1], "layout": "frame folder (4x4)"}
+    return {
+        "width": info.video.width,
+        "height": info.video.height,
+        "fps": round(info.video.fps, 3),
+        "vfr": info.video.vfr,
+        "rotation": info.video.rotation,
+        "sample_rate": info.audio.sample_rate if info.audio else None,
+        "channels": info.audio.channels if info.audio else None,
     }
 
 

@@ -206,3 +206,39 @@ def test_every_real_talking_clip_keeps_its_face(backend, shared_media: Path, tmp
         assert summary["face_fraction"] >= 0.95, (clip.name, summary["track"])
         check_arrays(out, summary)
         out.unlink()
+
+
+def test_an_idforge_v2_frame_folder_keeps_its_groups_and_their_audio(tmp_path):
+    """IDForge v2 stores 16 frames (4 evenly spaced groups of 4) and the clip's mp3: each stored
+    frame gets the audio that played under it, and the face is found in all 16."""
+    import subprocess
+
+    from generators.synthetic import make_talking_clip
+    from pipeline.frame_folders import FRAMES_NAME, group_frame_indices
+    from pipeline.media import decode_audio, decode_video
+
+    clip = make_talking_clip(tmp_path / "clip.mp4", seconds=3.2, size=160)
+    frames, audio = decode_video(clip), decode_audio(clip)
+    kept = group_frame_indices(len(frames))
+    assert kept[:5] == [0, 1, 2, 3, kept[4]] and kept[4] > 3 and kept[-1] == len(frames) - 1
+    folder = tmp_path / "pristine" / "id01" / "id01_01" / "00001.mp4"
+    folder.mkdir(parents=True)
+    np.save(folder / FRAMES_NAME, frames[kept])
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-i", str(clip), "-vn", "-ac", "1", "-ar", "16000",
+                    "-c:a", "libmp3lame", "-b:a", "128k", str(folder / "00001.mp3")], check=True)
+    out = tmp_path / "out.npz"
+    summary = preprocess_clip(folder, out, PreprocessOptions(face_size=64, gray_face_size=32, mouth_size=32))
+    arrays = load_clip_arrays(out)
+    assert summary["num_frames"] == 16 and arrays["face"].shape[0] == 16 and arrays["face_found"].all()
+    assert any("4 evenly spaced groups" in r for r in summary["repairs"])
+    # Each group's audio is the window under its frames (mp3 is lossy: correlate; its padding
+    # makes the clip's length, hence a group's start, uncertain by one frame).
+    assert arrays["audio"].shape == (16 * 640,)
+    for g in range(4):
+        got = arrays["audio"][g * 4 * 640:(g + 1) * 4 * 640]
+        start = kept[4 * g]
+        best = max(np.corrcoef(got, audio[(start + d) * 640:(start + d + 4) * 640])[0, 1]
+                   for d in (-1, 0, 1) if 0 <= start + d <= len(frames) - 4)
+        assert best > 0.9, g
+    consecutive = audio[: 16 * 640]
+    assert np.corrcoef(arrays["audio"], consecutive)[0, 1] < 0.5  # not simply the first 0.64 s
