@@ -5,7 +5,9 @@ Clips (media fields empty) plus Failures for rows it could not read. The
 driver ``ingest()`` then probes every file (in threads: ffprobe is a
 subprocess), fills fps / sample_rate / num_frames / num_samples /
 duration_s, moves files that fail to probe to ``failures.parquet`` and
-writes the manifest, checking ``inputs = outputs + failures``.
+writes the manifest, checking ``inputs = outputs + failures``. An adapter
+whose clips are not single media files (IDForge v2: a folder of frames and
+an mp3 per clip) overrides ``Adapter.media_fields`` / ``media_exists``.
 
 Paths in the written manifest are relative to the manifest's own folder, so
 ``Path(manifest).parent / clip.path`` finds the media wherever the corpus is
@@ -42,6 +44,9 @@ for _name, _spec in {
     "kodf": "pipeline.ingest.kodf:KoDFAdapter",
     "studio": "pipeline.ingest.studio:StudioAdapter",
     "folder": "pipeline.ingest.folder:FolderAdapter",
+    "idforge": "pipeline.ingest.idforge:IDForgeAdapter",
+    "faceforensics": "pipeline.ingest.faceforensics:FaceForensicsAdapter",
+    "celebdf": "pipeline.ingest.celebdf:CelebDFAdapter",
 }.items():
     ADAPTERS.register(_name, _spec)
 
@@ -75,6 +80,15 @@ class Adapter:
 
     def scan(self) -> ScanResult:  # pragma: no cover - interface
         raise NotImplementedError
+
+    # A corpus whose clips are not single media files (IDForge v2 stores a folder of
+    # frames + mp3 per clip) overrides these two; everyone else is probed with ffprobe.
+    def media_fields(self, path: Path) -> dict[str, Any]:
+        """fps / num_frames / duration_s / sample_rate / num_samples of one clip's media."""
+        return _media_fields(path)
+
+    def media_exists(self, path: Path) -> bool:
+        return path.is_file()
 
 
 def dedupe_key(result: ScanResult, seen: dict[str, Any], key: str, fingerprint: Any, where: str) -> bool:
@@ -148,6 +162,15 @@ def _media_fields(path: Path) -> dict[str, Any]:
     return fields
 
 
+def _sha256_media(path: Path) -> str:
+    """sha256 of a media file, or of a media folder's files (names and contents, sorted)."""
+    if not path.is_dir():
+        return sha256_file(path)
+    from pipeline.atomic import sha256_json
+
+    return sha256_json([[p.relative_to(path).as_posix(), sha256_file(p)] for p in sorted(path.rglob("*")) if p.is_file()])
+
+
 def ingest(
     corpus: str,
     root: str | Path,
@@ -183,13 +206,13 @@ def ingest(
             return cache[path]
         try:
             if probe:
-                fields = _media_fields(path)
-            elif not path.is_file():
+                fields = adapter.media_fields(path)
+            elif not adapter.media_exists(path):
                 raise MediaError(path, "file does not exist", "missing")
             else:
                 fields = {}
             if hash_files:
-                fields["sha256"] = sha256_file(path)
+                fields["sha256"] = _sha256_media(path)
             result: dict[str, Any] | MediaError = fields
         except MediaError as exc:
             result = exc
