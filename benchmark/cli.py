@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ls": ("benchmark.listing", "list registered detectors, generators and protocols"),
     "probe": ("pipeline.probe_cmd", "print a media file's streams as JSON"),
     "bench": ("benchmark.perf", "measure speed and memory (decode, ...)"),
+    "replica": ("pipeline.replicas", "write the studio corpus in another corpus' native layout"),
 }
 
 
