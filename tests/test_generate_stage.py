@@ -75,7 +75,7 @@ def test_cmdfd_build_round_trips_through_the_released_layout(ray_session, tmp_pa
     from pipeline.ingest.base import ingest
     from pipeline.ingest.cmdfd import COLUMNS
     from pipeline.media import decode_audio
-    from pipeline.replicas.cmdfd import write_cmdfd_replica
+    from pipeline.replicas.writer import write_replica
 
     root = tmp_path_factory.mktemp("roundtrip")
     clips = talking_corpus(root / "vox", identities=4, utterances=1, seconds=0.6)
@@ -84,10 +84,12 @@ def test_cmdfd_build_round_trips_through_the_released_layout(ray_session, tmp_pa
     fakes, failures, _, _ = generate_recipe("cmdfd", root / "vox" / "manifest.parquet", root / "gen", params,
                                             progress=False)
     assert not failures and len(fakes) == 16  # 4 targets x 2 methods (rotating over all 4) x 2 drivers
-    summary = write_cmdfd_replica(root / "gen" / "cmdfd" / "manifest.parquet", root / "release")
-    assert set(summary.lists) == {"W2L", "W2L_Self", "VideoReTalk", "VideoReTalk_Self", "Audio2Head",
-                                  "Audio2Head_Self", "MakeItTalk", "MakeItTalk_Self"}
-    with open(summary.lists["W2L_Self"], newline="") as f:
+    summary = write_replica("cmdfd", root / "gen" / "cmdfd" / "manifest.parquet", root / "release", progress=False)
+    assert not summary.failed and not summary.skipped and summary.root == root / "release" / "My_Test"
+    lists = root / "release" / "lists"
+    assert {p.stem for p in lists.glob("*.csv")} == {"W2L", "W2L_Self", "VideoReTalk", "VideoReTalk_Self",
+                                                     "Audio2Head", "Audio2Head_Self", "MakeItTalk", "MakeItTalk_Self"}
+    with open(lists / "W2L_Self.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == list(COLUMNS) and sum(r["ID_Name"].startswith("origin+") for r in rows) == 4
     selfie = next(r for r in rows if r["ID_Name"].startswith("wav2lip_Self+"))
@@ -99,10 +101,15 @@ def test_cmdfd_build_round_trips_through_the_released_layout(ray_session, tmp_pa
     real_audio = decode_audio(root / "vox" / ident / "u0.mp4")
     n = min(len(own), len(real_audio))
     assert np.corrcoef(own[:n], real_audio[:n])[0, 1] > 0.99  # driven by the clip's own track
+    origin_wav = decode_audio(root / "release/My_Test/origin" / f"{ident}_u0.wav")
+    assert np.corrcoef(origin_wav[:n], real_audio[:n])[0, 1] > 0.99
+    # A rerun changes nothing; the lists are the same bytes.
+    before = {p.name: p.read_bytes() for p in lists.glob("*.csv")}
+    again = write_replica("cmdfd", root / "gen" / "cmdfd" / "manifest.parquet", root / "release", progress=False)
+    assert again.written == 0 and {p.name: p.read_bytes() for p in lists.glob("*.csv")} == before
 
     manifest = root / "release" / "My_Test" / "manifest.parquet"
-    ingested = ingest("cmdfd", root / "release" / "My_Test", manifest, lists=root / "release" / "lists",
-                      progress=False)
+    ingested = ingest("cmdfd", summary.root, manifest, lists=lists, progress=False)
     assert ingested.failures == 0 and ingested.outputs == 20  # 4 reals once each + 16 fakes
     got = read_clips(manifest)
     assert {c.corpus for c in got} == {"cmdfd"}
@@ -124,3 +131,16 @@ def test_missing_external_checkout_fails_before_any_task(real_manifest, tmp_path
     with pytest.raises(ConfigError, match="does not exist"):
         generate_recipe("cmdfd", real_manifest, tmp_path / "out", params, progress=False)
     assert not (tmp_path / "out" / "cmdfd" / "done").exists()
+
+
+def test_cmdfd_release_refuses_identities_the_release_cannot_name(tmp_path):
+    from pipeline.replicas.base import ReplicaError
+    from pipeline.replicas.writer import write_replica
+
+    rows = [Clip(key="studio-cmdfd/origin/s001-u00", corpus="studio-cmdfd", identity="s001", video_id="s001-v0",
+                 path="a.mp4"),
+            Clip(key="studio-cmdfd/s001-u00--s002-u00/wav2lip", corpus="studio-cmdfd", identity="s001",
+                 video_id="s001-v0", path="b.mp4", label=1, video_fake=True, category="FVRA", method="wav2lip")]
+    write_manifest(rows, tmp_path / "manifest.parquet")
+    with pytest.raises(ReplicaError, match=r"VoxCeleb2 identity \(idNNNNN\); identities \['s001'\]"):
+        write_replica("cmdfd", tmp_path / "manifest.parquet", tmp_path / "out", progress=False)

@@ -4,7 +4,9 @@
 the studio manifest (the real clips) and the manifests ``avdf generate``
 wrote (the fakes), and writes them under the released file names, sheets and
 split files of ``CORPUS`` (voxceleb2, fakeavceleb, idforge, faceforensics,
-celebdf, kodf): users rehearse the real corpus' path (``avdf ingest CORPUS
+celebdf, kodf; and cmdfd, whose ``--studio`` is a ``avdf generate --recipe
+cmdfd`` build, written in the authors' ``My_Test`` tree and lists): users
+rehearse the real corpus' path (``avdf ingest CORPUS
 --root ...``) before downloading it, and tests run the real adapters
 unchanged. One module per corpus (``pipeline/replicas/<corpus>.py``, a pure
 ``plan(inputs)``), registered in ``pipeline.replicas.writer.REPLICAS``; the
@@ -18,7 +20,7 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("corpus", help="voxceleb2, fakeavceleb, idforge, faceforensics, celebdf or kodf")
+    parser.add_argument("corpus", help="voxceleb2, fakeavceleb, idforge, faceforensics, celebdf, kodf or cmdfd")
     parser.add_argument("--studio", required=True, type=Path,
                         help="the studio corpus folder (its manifest.parquet) or a manifest of real clips")
     parser.add_argument("--fakes", type=Path, nargs="+", action="extend", default=[], metavar="MANIFEST",

@@ -22,7 +22,7 @@ from pipeline.clip import Clip
 from pipeline.errors import AvdfError
 from pipeline.manifest import read_clips
 
-LINK, VIDEO_ONLY, IDFORGE_FOLDER = "link", "video_only", "idforge_folder"
+LINK, VIDEO_ONLY, IDFORGE_FOLDER, WAV = "link", "video_only", "idforge_folder", "wav"
 
 # The studio's five groups onto FakeAVCeleb's five races (and so onto every
 # corpus that names races): a fixed order, documented in docs and tests.
@@ -41,7 +41,7 @@ class Placed:
 
     key: str  # the input clip's key
     rel: str  # destination, relative to the output folder (posix)
-    make: str = LINK  # LINK | VIDEO_ONLY | IDFORGE_FOLDER
+    make: str = LINK  # LINK | VIDEO_ONLY | IDFORGE_FOLDER | WAV (the audio as 16 kHz mono PCM)
     transcript: str | None = None  # IDForge folders: the <name>.txt content
 
 

@@ -28,15 +28,15 @@ from pipeline.atomic import atomic_path, write_bytes_atomic
 from pipeline.errors import AvdfError, MediaError
 from pipeline.registry import Registry
 from pipeline.replicas.base import (
-    IDFORGE_FOLDER, LINK, VIDEO_ONLY, Placed, ReplicaError, ReplicaInputs, ReplicaPlan, load_inputs, short_hash,
+    IDFORGE_FOLDER, LINK, VIDEO_ONLY, WAV, Placed, ReplicaError, ReplicaInputs, ReplicaPlan, load_inputs, short_hash,
 )
 
 RECORD_NAME = "avdf-replica.json"
 RECORD_FORMAT = 1
 
-# corpus -> "module:plan". One module per corpus; a new corpus (cmdfd) is one line here.
+# corpus -> "module:plan". One module per corpus; a new corpus is one line here.
 REPLICAS = Registry("replicas")
-for _name in ("voxceleb2", "fakeavceleb", "idforge", "faceforensics", "celebdf", "kodf"):
+for _name in ("voxceleb2", "fakeavceleb", "idforge", "faceforensics", "celebdf", "kodf", "cmdfd"):
     REPLICAS.register(_name, f"pipeline.replicas.{_name}:plan")
 
 
@@ -94,6 +94,12 @@ def _video_only(src: Path, tmp: Path) -> None:
                  "-fflags", "+bitexact", "-movflags", "+faststart", "-f", "mp4", str(tmp)], src)
 
 
+def _wav(src: Path, tmp: Path) -> None:
+    # The audio track as the released lists' 16 kHz mono PCM wav, no tags: same input, same bytes.
+    _run_ffmpeg(["-i", str(src), "-map", "0:a:0", "-vn", "-ac", "1", "-ar", "16000", "-c:a", "pcm_s16le",
+                 "-map_metadata", "-1", "-fflags", "+bitexact", "-f", "wav", str(tmp)], src)
+
+
 def _idforge_folder(src: Path, folder: Path, stem: str, transcript: str | None) -> None:
     """``frames_ndarray.npy`` (16 RGB frames at 25 fps, 4 groups of 4), ``<name>.mp3`` and ``<name>.txt``."""
     import numpy as np
@@ -137,6 +143,8 @@ def _make(placed: Placed, src: Path, dest: Path) -> None:
             _link(src, tmp)
         elif placed.make == VIDEO_ONLY:
             _video_only(src, tmp)
+        elif placed.make == WAV:
+            _wav(src, tmp)
         else:  # pragma: no cover - a corpus module bug
             raise ReplicaError(f"unknown way to make {placed.rel}: {placed.make!r}")
 
@@ -237,7 +245,8 @@ def write_replica(corpus: str, studio: str | Path, out: str | Path, fakes: Seque
     skipped = list(inputs.ignored) + plan.skipped
     summary = ReplicaSummary(corpus=corpus, out=out, root=out / plan.root, inputs=len(inputs.all_keys),
                              written=written, kept=kept, removed=removed, skipped=skipped, failed=failed)
-    accounted = [p.key for p in plan.placed] + [k for k, _ in skipped]
+    # Each input once: a WAV is a companion file of an input placed as its media too (CMDFD's wavs).
+    accounted = [p.key for p in plan.placed if p.make != WAV] + [k for k, _ in skipped]
     if sorted(accounted) != sorted(inputs.all_keys):
         lost = sorted(set(inputs.all_keys) - set(accounted))[:5]
         raise ReplicaError(f"replica {corpus}: inputs not accounted for {lost} (a bug in pipeline/replicas/{corpus}.py)")
