@@ -63,6 +63,8 @@ def test_unknown_backend_says_what_exists():
 def test_bad_backend_options_are_a_config_error():
     with pytest.raises(ConfigError, match="bad options"):
         make_face_backend("mediapipe", no_such_option=1)
+    with pytest.raises(ConfigError, match="tiles must be true or false"):
+        make_face_backend("mediapipe", tiles="no")  # a YAML typo must not silently mean True
     with pytest.raises(ConfigError, match="detector must be 'hog' or 'mmod'"):
         make_face_backend("dlib", detector="cnn")
 

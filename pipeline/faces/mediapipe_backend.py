@@ -5,6 +5,11 @@ API), so nothing downloads. FaceMesh runs on a square crop around each
 detected face rather than on the whole frame: its own internal detector is the
 short-range one and misses small faces in wide shots, and running it per box
 gives one mesh per detected face when a frame holds several.
+
+Small faces in wide shots (DFDC, KoDF: 1920x1080, the face a twentieth of the
+width) vanish when the whole frame shrinks to the detector's 128/192 px input;
+frames where the whole-frame pass finds no face are searched again tile by tile,
+and dark FaceMesh crops are contrast-normalised first (see ``MediapipeBackend``).
 """
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ import numpy as np
 
 from pipeline.errors import ConfigError
 from pipeline.faces.base import Face, FaceBackend, check_frame
+from pipeline.faces.track import iou
 
 # FaceMesh vertex for each of the 68 common points (see base.py for the layout):
 # for every iBUG point, the mesh vertex nearest dlib's point on average over the
@@ -38,15 +44,95 @@ MESH_TO_68 = np.array(
 assert MESH_TO_68.shape == (68,)
 
 
+# Tiled search (the fallback for small faces): square tiles whose side is each of
+# these shares of the frame's shorter side in turn (the next only when the previous
+# finds no face), overlapping by a quarter of a tile so that a face up to a quarter
+# of a tile wide lies whole in at least one. The short-range model finds faces down
+# to ~15 % of its input, so the two levels reach faces of ~6 % of the shorter side
+# (65 px at 1080p; smaller faces make no usable 224 px crop). Measured on the dim
+# 1920x1080 DFDC clip in shared/media (face ~120 px): 720 px tiles with the
+# short-range model find it in 100 of 100 frames (8 tiles, ~25 ms); 540 px tiles
+# also 100/100 but 15 tiles; the full-range model on the 720 px tiles 69/100.
+TILE_SHARES = (2 / 3, 0.4)
+TILE_OVERLAP = 0.25
+# The short-range model's input side: a tile smaller than this would be upscaled,
+# which adds nothing the whole-frame pass has not seen already.
+DETECTOR_INPUT = 128
+# Boxes from neighbouring tiles overlapping more than this are one face.
+NMS_IOU = 0.3
+# FaceMesh crops darker than this mean luma (0-255) are contrast-normalised
+# (CLAHE on luminance) before landmarking only; the frames themselves are untouched.
+# Measured crop lumas: the dim DFDC clip 28-33 (FaceMesh fails on a fifth of its
+# frames without this); every other clip of shared/media 52-156; studio faces >= 53.
+# At 70 the two 640x320 clips (52-68) were normalised too and their jitter rose
+# 14.4 -> 15.4 per mille IOD; normalising only after a plain FaceMesh failure mixes
+# normalised and plain frames (dim DFDC jitter 21.6 -> 23.1). So: a fixed cut, low.
+DARK_LUMA = 45.0
+
+
+def _clahe_luma(rgb: np.ndarray) -> np.ndarray:
+    """Contrast-limited histogram equalisation of the luminance only (colours kept)."""
+    import cv2
+
+    ycc = cv2.cvtColor(rgb, cv2.COLOR_RGB2YCrCb)
+    ycc[..., 0] = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(4, 4)).apply(np.ascontiguousarray(ycc[..., 0]))
+    return cv2.cvtColor(ycc, cv2.COLOR_YCrCb2RGB)
+
+
+def _luma(rgb: np.ndarray) -> float:
+    r, g, b = (rgb[..., i].mean() for i in range(3))
+    return float(0.299 * r + 0.587 * g + 0.114 * b)
+
+
+def tile_grid(height: int, width: int, share: float) -> list[tuple[int, int, int]]:
+    """(x, y, side) of the overlapping square tiles of ``share`` of the shorter side covering a frame;
+    empty when such tiles would be smaller than the detector's input."""
+    side = int(round(share * min(height, width)))
+    if side < DETECTOR_INPUT:
+        return []
+    step = side * (1 - TILE_OVERLAP)
+
+    def starts(extent: int) -> np.ndarray:
+        n = int(np.ceil(max(extent - side, 0) / step)) + 1
+        return np.linspace(0, extent - side, n).round().astype(int)
+
+    return [(int(x), int(y), side) for y in starts(height) for x in starts(width)]
+
+
+Candidate = tuple[np.ndarray, float]  # (box x0, y0, x1, y1 in frame pixels, detector score)
+
+
+def non_max_suppression(candidates: list[Candidate], max_iou: float = NMS_IOU) -> list[Candidate]:
+    """Best-scoring boxes first; a box overlapping a kept one by more than ``max_iou`` is dropped."""
+    kept: list[Candidate] = []
+    for box, score in sorted(candidates, key=lambda c: -c[1]):
+        if all(iou(box, k) <= max_iou for k, _ in kept):
+            kept.append((box, score))
+    return kept
+
+
 class MediapipeBackend(FaceBackend):
     """Options: ``min_confidence`` (detector score threshold), ``model_selection``
     ("auto", default: the short-range model, and the full-range one on frames where it
     finds nothing; 0 = short range only; 1 = full range only), ``crop_scale`` (side of
-    the square FaceMesh crop relative to the detection box), ``max_faces``.
+    the square FaceMesh crop relative to the detection box), ``max_faces``,
+    ``tiles`` (default True: when the whole frame yields no landmarked face, search
+    overlapping tiles of it with the short-range model, for small faces in wide shots),
+    ``dark_luma`` (FaceMesh crops darker than this mean luma are contrast-normalised
+    first; 0 = never).
 
     Measured on shared/media/real_talking: the full-range model alone misses faces
     that fill the frame (VoxCeleb-style 224 px crops: 12 of 20 frames found), the
-    short-range model alone misses small faces in wide shots; "auto" finds both."""
+    short-range model alone misses small faces in wide shots; "auto" finds both.
+    Neither finds the ~120 px face of the dim 1920x1080 DFDC clip in shared/media in
+    more than 21 % of frames (the frame shrinks to the detector's 128/192 px input);
+    with the tiles 79 %, with the tiles and dark crops normalised 100 %. The tiles run
+    only where the whole-frame pass finds nothing, and the normalisation only on crops
+    darker than any close-up clip there, so close-up clips cost and give what they
+    did (``avdf bench faces`` prints the figures per clip). Looking first around
+    the previous frame's face would halve the cost on such wide shots (measured 78 ->
+    37 ms/frame) but would make ``detect`` depend on the frames before it; not done.
+    """
 
     name = "mediapipe"
 
@@ -56,20 +142,25 @@ class MediapipeBackend(FaceBackend):
         model_selection: int | str = "auto",
         crop_scale: float = 1.8,
         max_faces: int = 4,
+        tiles: bool = True,
+        dark_luma: float = DARK_LUMA,
     ) -> None:
         import mediapipe as mp  # heavy: import only when a backend is built
 
+        if model_selection not in ("auto", 0, 1):
+            raise ConfigError(f"mediapipe face backend: model_selection must be 'auto', 0 or 1, got {model_selection!r}")
+        if not isinstance(tiles, bool):
+            raise ConfigError(f"mediapipe face backend: tiles must be true or false, got {tiles!r}")
         self.min_confidence = min_confidence
         self.model_selection = model_selection
         self.crop_scale = crop_scale
         self.max_faces = max_faces
-        if model_selection not in ("auto", 0, 1):
-            raise ConfigError(f"mediapipe face backend: model_selection must be 'auto', 0 or 1, got {model_selection!r}")
+        self.tiles = tiles
+        self.dark_luma = float(dark_luma)
         detection = mp.solutions.face_detection.FaceDetection
-        self._detectors = [
-            detection(model_selection=m, min_detection_confidence=min_confidence)
-            for m in ((0, 1) if model_selection == "auto" else (model_selection,))
-        ]
+        self._short = detection(model_selection=0, min_detection_confidence=min_confidence)
+        self._full = detection(model_selection=1, min_detection_confidence=min_confidence)
+        self._whole_frame = {"auto": (self._short, self._full), 0: (self._short,), 1: (self._full,)}[model_selection]
         self._mesh = mp.solutions.face_mesh.FaceMesh(
             static_image_mode=True, max_num_faces=1, refine_landmarks=False, min_detection_confidence=0.3
         )
@@ -83,25 +174,51 @@ class MediapipeBackend(FaceBackend):
             "min_confidence": self.min_confidence,
             "model_selection": self.model_selection,
             "crop_scale": self.crop_scale,
+            "tiles": self.tiles,
+            "dark_luma": self.dark_luma,
         }
 
     def detect(self, frame_rgb: np.ndarray) -> list[Face]:
         frame = check_frame(frame_rgb)
-        h, w = frame.shape[:2]
-        detections = []
-        for detector in self._detectors:
-            detections = detector.process(frame).detections or []
-            if detections:
+        faces = self._landmarked(frame, self._detect_whole(frame))
+        # The expensive path, only for frames the whole-frame pass leaves without a face.
+        for share in TILE_SHARES if self.tiles else ():
+            if faces:
                 break
-        faces: list[Face] = []
-        for det in detections[: self.max_faces]:
+            faces = self._landmarked(frame, self._detect_tiled(frame, share))
+        return faces
+
+    def _run(self, detector: object, image: np.ndarray, x0: int = 0, y0: int = 0) -> list[Candidate]:
+        """(box in frame pixels, score) of each detection in ``image``, placed at (x0, y0) in the frame."""
+        h, w = image.shape[:2]
+        out = []
+        for det in detector.process(image).detections or []:
             rb = det.location_data.relative_bounding_box
             box = np.array([rb.xmin * w, rb.ymin * h, (rb.xmin + rb.width) * w, (rb.ymin + rb.height) * h], np.float32)
+            out.append((box + np.array([x0, y0, x0, y0], np.float32), float(det.score[0])))
+        return out
+
+    def _detect_whole(self, frame: np.ndarray) -> list[Candidate]:
+        for detector in self._whole_frame:
+            found = self._run(detector, frame)
+            if found:
+                return found
+        return []
+
+    def _detect_tiled(self, frame: np.ndarray, share: float) -> list[Candidate]:
+        found = []
+        for x, y, side in tile_grid(*frame.shape[:2], share):
+            found += self._run(self._short, np.ascontiguousarray(frame[y : y + side, x : x + side]), x, y)
+        return non_max_suppression(found)
+
+    def _landmarked(self, frame: np.ndarray, candidates: list[Candidate]) -> list[Face]:
+        faces: list[Face] = []
+        for box, score in candidates[: self.max_faces]:
             mesh = self._mesh_in_box(frame, box)
             if mesh is None:
                 # A face that cannot be landmarked cannot be aligned: treat it as not found.
                 continue
-            faces.append(Face(box=box, score=float(det.score[0]), landmarks=mesh[MESH_TO_68], native_landmarks=mesh))
+            faces.append(Face(box=box, score=score, landmarks=mesh[MESH_TO_68], native_landmarks=mesh))
         return faces
 
     def _mesh_in_box(self, frame: np.ndarray, box: np.ndarray) -> np.ndarray | None:
@@ -119,19 +236,29 @@ class MediapipeBackend(FaceBackend):
         crop = frame[max(y0, 0) : max(min(y0 + side, h), 0), max(x0, 0) : max(min(x0 + side, w), 0)]
         if crop.shape[0] < 8 or crop.shape[1] < 8:
             return None
+        dark = _luma(crop) < self.dark_luma
         top, left = max(-y0, 0), max(-x0, 0)
         crop = cv2.copyMakeBorder(
             crop, top, side - top - crop.shape[0], left, side - left - crop.shape[1], cv2.BORDER_CONSTANT, value=0
         )
+        if dark:
+            crop = _clahe_luma(crop)
         result = self._mesh.process(np.ascontiguousarray(crop))
         if not result.multi_face_landmarks:
             return None
         pts = result.multi_face_landmarks[0].landmark
         mesh = np.array([(p.x, p.y) for p in pts], np.float32) * side
         mesh += np.array([x0, y0], np.float32)
+        # FaceMesh finds its own face in the crop: one beside the box (a neighbour, or the
+        # real face next to a false detection on the chest) is not this box's face.
+        # Without this check the tiles' chest detection in the dim DFDC clip became a
+        # second "face" in 50 of 250 frames.
+        mx, my = mesh.mean(0)
+        if not (box[0] <= mx <= box[2] and box[1] <= my <= box[3]):
+            return None
         return mesh
 
     def close(self) -> None:
-        for detector in self._detectors:
-            detector.close()
+        self._short.close()
+        self._full.close()
         self._mesh.close()
