@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SYSTEM_PACKAGES := ffmpeg espeak-ng pocketsphinx-testdata chromium
 
-.PHONY: install system-deps test acceptance repro bench
+.PHONY: install system-deps test acceptance repro rehearsal bench
 
 system-deps:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -34,3 +34,7 @@ bench: install
 
 repro: install
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" DVC_NO_ANALYTICS=1 $(VENV)/bin/dvc repro
+
+# The real-corpus DAG (paper profile) on replica corpora: see README "Real corpora".
+rehearsal: install
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" DVC_NO_ANALYTICS=1 $(VENV)/bin/dvc repro rehearsal/dvc.yaml

@@ -1,16 +1,11 @@
 """Acceptance: the whole DAG under `dvc repro` on a small studio profile (slow: minutes)."""
-import os
-import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
+from dvc_workspace import copy_checkout
 
 pytestmark = pytest.mark.slow
-
-REPO = Path(__file__).resolve().parents[1]
 
 # A small profile of the default DAG: same stages, protocols and detectors, fewer clips and epochs.
 SMALL = {
@@ -33,18 +28,11 @@ def _set(params: dict, path: tuple, value) -> None:
 
 
 def test_dvc_repro_runs_the_whole_dag(tmp_path):
-    work = tmp_path / "avdf"
-    files = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
-    for name in files:
-        (work / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO / name, work / name)
-    subprocess.run(["git", "init", "-q"], cwd=work, check=True)
+    work, env = copy_checkout(tmp_path)
     params = yaml.safe_load((work / "params.yaml").read_text())
     for path, value in SMALL.items():
         _set(params, path, value)
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "PYTHONPATH": str(work), "DVC_NO_ANALYTICS": "1"}
     out = subprocess.run(["dvc", "repro"], cwd=work, env=env, capture_output=True, text=True, timeout=3600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     board = (work / "leaderboard" / "leaderboard.md").read_text()
