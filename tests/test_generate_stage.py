@@ -65,7 +65,7 @@ def test_cmdfd_stage_end_to_end(ray_session, real_manifest, tmp_path):
     assert [c.sha256 for c in fakes2] == [c.sha256 for c in fakes]
 
 
-def test_cmdfd_build_round_trips_through_the_released_layout(ray_session, tmp_path_factory):
+def test_cmdfd_build_round_trips_through_the_released_layout(ray_session, tmp_path_factory, monkeypatch):
     """generate -> released layout (My_Test tree + lists) -> the cmdfd adapter -> cross-dataset:
     every CMDFD subset fold has the build's reals and its fakes, the _S fakes carry their own
     clip's audio, and the lists read back with the released columns and names."""
@@ -79,6 +79,9 @@ def test_cmdfd_build_round_trips_through_the_released_layout(ray_session, tmp_pa
 
     root = tmp_path_factory.mktemp("roundtrip")
     clips = talking_corpus(root / "vox", identities=4, utterances=1, seconds=0.6)
+    # Keys and identities as the voxceleb2 adapter writes them (VoxCeleb2 ids, '-' separators).
+    clips = [Clip.from_row({**c.to_row(), "key": f"voxceleb2/id0000{c.identity[2:]}-yt-Ab_{c.identity[2:]}-00001",
+                            "identity": f"id0000{c.identity[2:]}"}) for c in clips]
     write_manifest(clips, root / "vox" / "manifest.parquet")
     params = GenerateParams(recipes=["cmdfd"], min_voiced_fraction=0.0, methods_per_target={"cmdfd": 2})
     fakes, failures, _, _ = generate_recipe("cmdfd", root / "vox" / "manifest.parquet", root / "gen", params,
@@ -94,25 +97,29 @@ def test_cmdfd_build_round_trips_through_the_released_layout(ray_session, tmp_pa
     assert list(rows[0]) == list(COLUMNS) and sum(r["ID_Name"].startswith("origin+") for r in rows) == 4
     selfie = next(r for r in rows if r["ID_Name"].startswith("wav2lip_Self+"))
     ident = selfie["ID_Name"].split("+")[1].split("-")[0]
-    # As released: the _S fake's Audio_Path is its real clip's own wav in origin/.
-    assert selfie["Audio_Path"] == f"/data2/caiyu/data/My_Test/origin/{ident}_u0.wav"
+    # As released: the _S fake's Audio_Path is its real clip's own wav in origin/ (<identity>_<video>).
+    real_name = f"{ident}_yt-Ab_{ident[-1]}-00001"
+    assert selfie["Audio_Path"] == f"/data2/caiyu/data/My_Test/origin/{real_name}.wav"
     assert selfie["Video_Path"] == f"/data2/caiyu/data/My_Test/wav2lip_Self/{ident}-{ident}.mp4"
     own = decode_audio(root / "release/My_Test/wav2lip_Self" / f"{ident}-{ident}.mp4")
-    real_audio = decode_audio(root / "vox" / ident / "u0.mp4")
+    real_audio = decode_audio(root / "vox" / f"id{ident[-1]}" / "u0.mp4")
     n = min(len(own), len(real_audio))
     assert np.corrcoef(own[:n], real_audio[:n])[0, 1] > 0.99  # driven by the clip's own track
-    origin_wav = decode_audio(root / "release/My_Test/origin" / f"{ident}_u0.wav")
+    origin_wav = decode_audio(root / "release/My_Test/origin" / f"{real_name}.wav")
     assert np.corrcoef(origin_wav[:n], real_audio[:n])[0, 1] > 0.99
     # A rerun changes nothing; the lists are the same bytes.
     before = {p.name: p.read_bytes() for p in lists.glob("*.csv")}
     again = write_replica("cmdfd", root / "gen" / "cmdfd" / "manifest.parquet", root / "release", progress=False)
     assert again.written == 0 and {p.name: p.read_bytes() for p in lists.glob("*.csv")} == before
 
-    manifest = root / "release" / "My_Test" / "manifest.parquet"
-    ingested = ingest("cmdfd", summary.root, manifest, lists=lists, progress=False)
+    # A relative --root, as a DVC stage passes it.
+    monkeypatch.chdir(root)
+    manifest = Path("release/My_Test/manifest.parquet")
+    ingested = ingest("cmdfd", Path("release/My_Test"), manifest, lists=Path("release/lists"), progress=False)
     assert ingested.failures == 0 and ingested.outputs == 20  # 4 reals once each + 16 fakes
     got = read_clips(manifest)
     assert {c.corpus for c in got} == {"cmdfd"}
+    assert {c.identity for c in got} == {c.identity for c in clips}  # read back from the released names
     # Cross-dataset needs FakeAVCeleb to train on; a few rows stand in for it (the split reads rows only).
     fav = [Clip(key=f"fakeavceleb/{v}-{k}", corpus="fakeavceleb", identity=f"id9{v}", video_id=f"id9{v}",
                 path="x.mp4", label=k, video_fake=bool(k), category="FVRA" if k else "RVRA",

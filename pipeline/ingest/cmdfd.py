@@ -181,7 +181,9 @@ class CMDFDAdapter(Adapter):
             _, rows = read_csv_rows(csv_path, COLUMNS, "CMDFD split list")
             subset = csv_path.stem
             fav = subset.startswith("FAV_")
-            reroot = Rerooter(self.fav_root if fav else self.root, self.strip_prefix, [r["Video_Path"] for r in rows])
+            # Absolute: the driver joins relative clip paths to the root again.
+            reroot = Rerooter((self.fav_root if fav else self.root).resolve(), self.strip_prefix,
+                              [r["Video_Path"] for r in rows])
             for n, row in enumerate(rows, 2):
                 where = f"{csv_path.name} line {n}"
                 key = self._key(row, subset, n)

@@ -41,9 +41,13 @@ SUBSET_NAMES = {method: (subset, {"W2L": "wav2lip"}.get(subset, subset)) for sub
 _IDENTITY = re.compile(r"^id\d+$")
 
 
-def _clip_name(key: str) -> str:
-    """A source clip key without its corpus, as one released name part (``id00420_<video>_<utt>``)."""
-    return safe_id(key.split("/", 1)[1].replace("/", "_"))
+def _clip_name(key: str, identity: str) -> str:
+    """A source clip as one released name part: ``<identity>_<the rest of its key>`` (``id00420_<video>``),
+    the form the adapter reads the identity from, whatever separators the source corpus' keys use."""
+    rest = key.split("/", 1)[1].replace("/", "_")
+    if rest.startswith(identity):
+        rest = rest[len(identity):].lstrip("_-")
+    return f"{identity}_{safe_id(rest)}" if rest else identity
 
 
 def _row(clip: Clip, id_name: str, audio: str, video: str) -> list[str]:
@@ -77,7 +81,7 @@ def plan(inputs: ReplicaInputs) -> ReplicaPlan:
     origin_rows, real_name = [], {}  # source clip key -> released name
     for c in inputs.reals:
         source = c.source_keys[0] if c.source_keys else c.key
-        name = real_name[source] = _clip_name(source)
+        name = real_name[source] = _clip_name(source, c.identity)
         out.place(c.key, f"{ROOT}/origin/{name}.mp4")
         wav(c.key, f"{ROOT}/origin/{name}.wav")
         origin_rows.append(_row(c, f"origin+{name}", f"origin/{name}.wav", f"origin/{name}.mp4"))
@@ -96,11 +100,12 @@ def plan(inputs: ReplicaInputs) -> ReplicaPlan:
             target, driver = target_key(c) or "", audio_key(c) or ""
             # Identities where they name the fake uniquely (as released), clip ids otherwise.
             pair = (f"{c.identity}-{c.audio_source_identity}" if pairs[(c.identity, c.audio_source_identity)] == 1
-                    else f"{real_name.get(target, _clip_name(target))}-{_clip_name(driver)}")
+                    else f"{real_name.get(target) or _clip_name(target, c.identity)}-"
+                         f"{real_name.get(driver) or _clip_name(driver, c.audio_source_identity)}")
             if not out.place(c.key, f"{ROOT}/{folder}/{pair}.mp4"):
                 continue
             if c.sync:  # lip-sync lists point at the driving real clip's own wav (the fake carries that audio)
-                audio = f"origin/{real_name.get(driver, _clip_name(driver))}.wav"
+                audio = f"origin/{real_name.get(driver) or _clip_name(driver, c.audio_source_identity)}.wav"
             else:  # talking-head lists keep the fake's wav beside it
                 audio = f"{folder}/{pair}.wav"
             wav(c.key, f"{ROOT}/{audio}")
