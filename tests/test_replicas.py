@@ -223,6 +223,10 @@ def test_faceforensics_round_trip_pairs_and_video_only(replicas, by_key, tmp_pat
     numbers = [n for part in ("train", "val", "test") for pair in json.loads((out / f"{part}.json").read_text())
                for n in set(pair)]
     assert sorted(set(numbers)) == sorted(c.identity for c in originals.values())
+    # Every split holds originals and fakes; CAD's Table 5 tests on the FaceShifter fakes of the test split.
+    for part in ("train", "val", "test"):
+        assert {c.label for c in clips if split_of(c) == part} == {0, 1}, part
+    assert "faceshifter" in {c.method for c in clips if split_of(c) == "test"}
 
 
 def test_celebdf_round_trip(replicas, by_key, tmp_path):

@@ -15,8 +15,8 @@ clip that gave the face (swaps) or drove the mouth (the others)::
 Audio-only fakes (rtvc) have nothing to show without audio and are skipped, as
 is a fake whose source is its own target (CMDFD ``_S``) or whose name another
 fake already took. Splits: originals joined by a fake, or by their identity,
-go to one split together (connected groups, in order, fill train to 72 %,
-val to 86 %, the rest test — FF++'s 720/140/140); each split file lists the
+go to one split together (connected groups, in order: 72 % of them train, 14 %
+val, 14 % test as FF++'s 720/140/140, at least one group each); each split file lists the
 fake pairs and then pairs the remaining originals, so every original is in
 exactly one split and a pair never straddles two.
 """
@@ -67,12 +67,17 @@ def _splits(numbers: dict[str, str], identity_of: dict[str, str], edges: list[tu
     groups: dict[str, list[str]] = {}
     for n in sorted(parent):
         groups.setdefault(find(n), []).append(n)
-    total, done, split = len(parent), 0, {}
-    for root in sorted(groups):
-        members = groups[root]
-        part = "train" if done < 0.72 * total else "val" if done < 0.86 * total else "test"
-        split.update((n, part) for n in members)
-        done += len(members)
+    # FF++'s 720/140/140 over the groups, each part at least one group when there are three:
+    # cutting by clips let big groups (identities chained by mutual swaps) fill train and val
+    # and leave the test split empty.
+    ordered = sorted(groups)
+    n_test = max(1, round(0.14 * len(ordered))) if len(ordered) >= 3 else 0
+    n_val = max(1, round(0.14 * len(ordered))) if len(ordered) >= 2 else 0
+    n_train = len(ordered) - n_val - n_test
+    split = {}
+    for i, root in enumerate(ordered):
+        part = "train" if i < n_train else "val" if i < n_train + n_val else "test"
+        split.update((n, part) for n in groups[root])
     return split
 
 
