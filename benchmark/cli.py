@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "preprocess": ("pipeline.preprocess", "decode, find and crop faces, resample audio (Ray stage)"),
     "generate": ("generators.stage", "forge fakes with the generators of a recipe (Ray stage)"),
     "shard": ("pipeline.shards", "write WebDataset shards of preprocessed clips"),
+    "transcribe": ("detectors.ecl.transcripts", "transcribe the real clips of shards (words with times) for ECL's teachers"),
     "teach": ("benchmark.teach", "train ECL's ASR/VSR teacher on a fold's real training clips"),
     "train": ("benchmark.train", "train a detector under a protocol"),
     "evaluate": ("benchmark.evaluate", "score a trained detector on a protocol's test split"),

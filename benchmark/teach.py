@@ -8,6 +8,7 @@ teacher reads only the real clips of the fold's training split, and records them
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from pipeline.config import load_section
@@ -18,6 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, type=Path, help="shard folder (avdf shard)")
     parser.add_argument("--protocol", required=True, help="protocol name[@version] of the runs this teacher serves")
     parser.add_argument("--fold", help="its fold (required when folds train on different data)")
+    parser.add_argument("--transcripts", type=Path, help="words with times of the real clips (avdf transcribe): "
+                        "targets are their characters; default: each clip's phone alignment (studio)")
     parser.add_argument("--out", required=True, type=Path, help="teacher checkpoint to write")
 
 
@@ -31,11 +34,12 @@ def run(args: argparse.Namespace) -> int:
     params_path = args.params if Path(args.params).exists() else None
     p: TeachParams = load_section("teach", params_path)
     protocol, fold = split_fold(args.protocol, read_manifest(args.data / CLIPS_NAME), args.fold)
+    transcripts = json.loads(args.transcripts.read_text()) if args.transcripts else None
     result = train_teacher_from_shards(
         args.data, args.data / CLIPS_NAME, args.modality, args.out, num_frames=p.num_frames,
         params=TeacherTrainParams(p.epochs, p.batch_size, p.lr, p.seed), width=p.width,
         whisper_weights=p.whisper_weights if args.modality == "audio" and p.audio_teacher == "whisper" else None,
-        keys=fold.train, provenance={"protocol": protocol.identity(), "fold": fold.name},
+        keys=fold.train, provenance={"protocol": protocol.identity(), "fold": fold.name}, transcripts=transcripts,
     )
     print(f"teach {args.modality}: {result['examples']} segments of the {protocol.name} {fold.name} training split, "
           f"{p.epochs} epochs, CTC {result['ctc'][0]:.3f} -> {result['ctc'][-1]:.3f}; wrote {args.out}")

@@ -28,6 +28,7 @@ SECTIONS: dict[str, str] = {
     "preprocess": "pipeline.preprocess:PreprocessParams",
     "generate": "generators.stage:GenerateParams",
     "shard": "pipeline.shards:ShardParams",
+    "transcribe": "detectors.ecl.transcripts:TranscribeParams",
     "teach": "detectors.teaching:TeachParams",
     "train": "detectors.training:TrainParams",
     "evaluate": "benchmark.evaluate:EvaluateParams",

@@ -184,7 +184,7 @@ def test_avdf_teach_learns_only_from_its_folds_training_split(tmp_path):
         for modality in ("audio", "video"):
             out = tmp_path / protocol / f"{modality}.pt"
             args = argparse.Namespace(modality=modality, data=shards, out=out, params=str(tmp_path / "params.yaml"),
-                                      protocol=protocol, fold=None)
+                                      protocol=protocol, fold=None, transcripts=None)
             assert run(args) == 0
             teacher = load_teacher(out, expect_modality=modality)
             fold = load_protocol(protocol).split(rows).fold("main")
@@ -244,3 +244,68 @@ def test_teach_config_rejects_an_unknown_audio_teacher():
 
     with pytest.raises(ConfigError, match="teach.audio_teacher: must be 'ctc' or 'whisper'"):
         TeachParams(audio_teacher="wav2vec")
+
+
+def test_segment_char_targets_are_the_words_heard_in_the_window():
+    from detectors.ecl.teachers import CHARACTERS, segment_char_targets
+
+    words = [["Hello,", 0.10, 0.40], ["world's", 0.45, 0.80], ["end", 1.00, 1.30]]
+    text = lambda ids: "".join(CHARACTERS.symbols[i] for i in ids)  # noqa: E731
+    assert text(segment_char_targets(words, start_frame=0, num_frames=25)) == "HELLO WORLD'S"  # "end" starts at 1.0 s
+    # 0.40 .. 1.04 s: "world's" wholly inside, "end" only 0.04 of 0.3 s, "Hello," only 0 s
+    assert text(segment_char_targets(words, start_frame=10, num_frames=16)) == "WORLD'S"
+    assert segment_char_targets(words, start_frame=40, num_frames=16) == []
+
+
+@pytest.mark.realmedia
+def test_packaged_whisper_transcribes_real_speech_with_word_times(shared_media):
+    from detectors.ecl.transcripts import Transcriber
+    from pipeline.media import decode_audio
+
+    audio = decode_audio(shared_media / "speech_audio" / "yzhou359_MakeItTalk__examples_M6_04_16k.wav")
+    words = Transcriber().words(audio)
+    assert len(words) >= 5
+    starts = [w[1] for w in words]
+    assert starts == sorted(starts) and all(s <= e for _, s, e in words) and words[-1][2] <= len(audio) / 16000 + 0.5
+
+
+def test_teacher_learns_characters_from_transcripts_of_its_training_split(tmp_path):
+    """Real corpora carry no phone alignment: with transcripts (words with times) the targets are
+    characters, still only of the fold's training split."""
+    import argparse
+    import json
+
+    from benchmark.protocols import load_protocol
+    from benchmark.teach import run
+    from detectors.ecl.teachers import CHARACTERS, load_teacher
+    from pipeline.loading.format import CLIPS_NAME
+    from pipeline.loading.synthetic import write_synthetic_corpus
+    from pipeline.manifest import read_manifest
+    from pipeline.shards import write_shards
+
+    clips = []
+    for g, group in enumerate(["group-a", "group-b", "group-c", "group-d", "group-e"]):
+        for i in range(2):
+            ident = f"s{g}{i}"
+            common = dict(identity=ident, ethnicity=group, video_id=f"{ident}-v1", num_frames=32)
+            clips.append(dict(key=f"studio/{ident}-u1", **common))  # no phones: a real corpus' clip
+            clips.append(dict(key=f"studio-fakeavceleb/{ident}-u1--x/wav2lip", video_fake=True, method="wav2lip",
+                              extra=json.dumps({"recipe": "fakeavceleb"}), **common))
+    shards = tmp_path / "shards"
+    write_shards(write_synthetic_corpus(tmp_path / "corpus", clips), shards, progress=False)
+    words = [["the", 0.0, 0.2], ["cat", 0.25, 0.6], ["sat", 0.7, 1.1]]
+    transcripts = {c["key"]: words for c in clips if "fakeavceleb" not in c["key"]}
+    (tmp_path / "transcripts.json").write_text(json.dumps(transcripts))
+    (tmp_path / "params.yaml").write_text("teach:\n  epochs: 2\n  width: 16\n")
+    out = tmp_path / "video.pt"
+    args = argparse.Namespace(modality="video", data=shards, out=out, params=str(tmp_path / "params.yaml"),
+                              protocol="studio-intra-group", fold=None, transcripts=tmp_path / "transcripts.json")
+    assert run(args) == 0
+    teacher = load_teacher(out, expect_modality="video")
+    assert teacher.symbols.symbols == CHARACTERS.symbols
+    fold = load_protocol("studio-intra-group").split(read_manifest(shards / CLIPS_NAME)).fold("main")
+    assert set(teacher.trained_on["keys"]) == {k for k in fold.train if k.startswith("studio/")}
+    # Without transcripts these clips have no text at all: a clear error, not an empty teacher.
+    args.transcripts = None
+    with pytest.raises(Exception, match="has a phone alignment"):
+        run(args)

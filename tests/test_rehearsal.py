@@ -25,8 +25,12 @@ CELLS = (
     + [("cross-dataset", f, ("AUC",)) for f in ["FAV", *CMDFD, "AVG", "KoDF"]]    # ECL Table III, AVPrompt
     + [("idforge", f, ("ACC", "AUC")) for f in ["main", "FF-FaceShifter", "CelebDF"]]  # CAD Tables 2, 5
 )
-# Not filled by the replicas, and why (kept visible rather than dropped from CELLS silently):
-# - idforge AVG over its 10 subsets: the studio forgeries map onto 4 of IDForge's 10 subsets.
+# Not filled, and why (kept visible rather than dropped from CELLS silently):
+# - idforge AVG over its 10 subsets: the studio forgeries map onto 4 of IDForge's 10 subsets;
+# - ECL on idforge (CAD's tables, not ECL's): its teachers learn from transcripts, which
+#   IDForge's 4 x 4 frame folders cannot give.
+DETECTORS = ["cad", "avprompt", "ecl"]
+NOT_RUN = {("ecl", "idforge")}
 
 
 def test_the_real_corpus_path_fills_every_table(tmp_path):
@@ -38,13 +42,16 @@ def test_the_real_corpus_path_fills_every_table(tmp_path):
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
 
     params = yaml.safe_load((work / "rehearsal" / "params.yaml").read_text())
-    detectors = params["train"]["grid"]["detectors"]
+    detectors = DETECTORS
+    assert set(params["train"]["grid"]["detectors"]) <= set(detectors)
     with open(work / "rehearsal" / "leaderboard" / "leaderboard.csv", newline="") as f:
         rows = {r["detector"]: r for r in csv.DictReader(f) if r["corpus"] == "real"}
     assert set(rows) == set(detectors)
     empty = []
     for detector in detectors:
         for protocol, item, metrics in CELLS:
+            if (detector, protocol) in NOT_RUN:
+                continue
             version = load_protocol(protocol).version
             for metric in metrics:
                 column = f"{protocol}@{version}/{item}/{metric}"

@@ -43,7 +43,7 @@ import io
 import json
 import logging
 import string
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -121,6 +121,23 @@ def segment_phone_targets(phones: Sequence[Sequence], start_frame: int, num_fram
         if name in ARPABET:
             out.append(PHONES.index(name))
     return out
+
+
+def segment_char_targets(words: Sequence[Sequence[Any]], start_frame: int, num_frames: int, fps: int = FPS) -> list[int]:
+    """CHARACTERS ids of the words heard in frames [start, start + num_frames), words apart by spaces.
+
+    A word counts when at least half of it is inside the window; characters outside
+    the set (digits, punctuation but the apostrophe) are dropped.
+    """
+    t0, t1 = start_frame / fps, (start_frame + num_frames) / fps
+    kept = []
+    for word, start, end in words:
+        overlap = min(float(end), t1) - max(float(start), t0)
+        if overlap > 0 and overlap >= 0.5 * (float(end) - float(start)):
+            text = "".join(ch for ch in str(word).upper() if ch in CHARACTERS.symbols[1:] and ch != " ")
+            if text:
+                kept.append(text)
+    return [CHARACTERS.symbols.index(ch) for ch in " ".join(kept)]
 
 
 # --- the interface -------------------------------------------------------------------------------
@@ -375,12 +392,13 @@ def train_teacher(
     return {"ctc": history, "examples": len(usable)}
 
 
-def studio_examples(
-    batches: Iterable[dict[str, Any]], extras: dict[str, dict[str, Any]], modality: str, fps: int = FPS
+def segment_examples(
+    batches: Iterable[dict[str, Any]], targets_of: Callable[[str, int, int], list[int]], modality: str
 ) -> list[TeacherExample]:
-    """Teacher examples from loader batches (meta ``key``/``start``) and each clip's ``extra`` (its ``phones``).
+    """Teacher examples from loader batches (meta ``key``/``start``): ``targets_of(key, start, frames)``
+    gives a segment's symbol ids (from the clip's phone alignment or its transcript).
 
-    Only real clips belong here: a fake's audio and mouth do not follow one alignment.
+    Only real clips belong here: a fake's audio and mouth do not follow one text.
     """
     key_name = "audio" if modality == "audio" else "mouth"
     examples = []
@@ -388,11 +406,7 @@ def studio_examples(
         x = batch["inputs"][key_name]
         num_frames = x.shape[1] if modality == "video" else x.shape[1] // SAMPLES_PER_FRAME
         for i, key in enumerate(batch["meta"]["key"]):
-            extra = extras.get(key)
-            if not extra or "phones" not in extra:
-                continue
-            targets = segment_phone_targets(extra["phones"], int(batch["meta"]["start"][i]), num_frames, fps)
-            examples.append(TeacherExample(x[i], targets))
+            examples.append(TeacherExample(x[i], targets_of(key, int(batch["meta"]["start"][i]), num_frames)))
     return examples
 
 
@@ -400,13 +414,15 @@ def train_teacher_from_shards(
     shards: str | Path, manifest: str | Path, modality: str, out: str | Path,
     num_frames: int = 16, params: TeacherTrainParams | None = None, width: int = 64,
     whisper_weights: str | None = None, keys: Iterable[str] | None = None,
-    provenance: dict[str, Any] | None = None,
+    provenance: dict[str, Any] | None = None, transcripts: Mapping[str, Sequence] | None = None,
 ) -> dict[str, Any]:
-    """The CLI-friendly entry point: train an avdf teacher on the real clips of a sharded studio corpus.
+    """The CLI-friendly entry point: train an avdf teacher on the real clips of a sharded corpus.
 
     ``keys``: the clips it may learn from (a protocol fold's training split; None: every
-    clip); the real ones among them that carry a phone alignment are used, and their keys are
-    saved in the checkpoint's ``trained_on`` with ``provenance`` (protocol, fold).
+    clip); the real ones among them that have a text are used, and their keys are saved in
+    the checkpoint's ``trained_on`` with ``provenance`` (protocol, fold). The text is each
+    clip's phone alignment (``extra.phones``, the studio corpus) over ARPAbet, or, with
+    ``transcripts`` (key -> words with times, ``avdf transcribe``), its words over characters.
     ``whisper_weights`` (audio only): a Whisper encoder source; the ASR teacher is then a
     CTC head on the frozen pretrained encoder instead of a small CTC model from scratch.
     """
@@ -414,25 +430,34 @@ def train_teacher_from_shards(
     from pipeline.manifest import read_clips
 
     allowed = None if keys is None else set(keys)
-    clips = [c for c in read_clips(manifest) if int(c.label) == 0 and c.extra
-             and (allowed is None or c.key in allowed)]
-    extras = {c.key: json.loads(c.extra) for c in clips}
-    extras = {k: v for k, v in extras.items() if "phones" in v}
-    if not extras:
+    reals = [c for c in read_clips(manifest) if int(c.label) == 0 and (allowed is None or c.key in allowed)]
+    if transcripts is not None:
+        symbols, what = "characters", "a transcript (avdf transcribe)"
+        texts = {c.key: transcripts[c.key] for c in reals if transcripts.get(c.key)}
+
+        def targets_of(key: str, start: int, frames: int) -> list[int]:
+            return segment_char_targets(texts[key], start, frames)
+    else:
+        symbols, what = "arpabet", "a phone alignment in its extra JSON"
+        texts = {c.key: extra["phones"] for c in reals if "phones" in (extra := json.loads(c.extra or "{}"))}
+
+        def targets_of(key: str, start: int, frames: int) -> list[int]:
+            return segment_phone_targets(texts[key], start, frames)
+    if not texts:
         where = "" if allowed is None else f" among the {len(allowed)} clips of the training split"
-        raise TeacherError(f"{manifest}: no real clip{where} carries a phone alignment in its extra JSON")
+        raise TeacherError(f"{manifest}: no real clip{where} has {what}")
     modalities = ("audio",) if modality == "audio" else ("mouth",)
-    loader = EvalLoader(str(shards), SegmentSpec(num_frames=num_frames, modalities=modalities), keys=sorted(extras))
+    loader = EvalLoader(str(shards), SegmentSpec(num_frames=num_frames, modalities=modalities), keys=sorted(texts))
     read: set[str] = set()
-    examples = studio_examples(_recording(loader, read), extras, modality)
+    examples = segment_examples(_recording(loader, read), targets_of, modality)
     if whisper_weights is not None:
         if modality != "audio":
             raise TeacherError("a Whisper teacher is an ASR (audio) teacher; the VSR teacher is a CTC model")
         from detectors.ecl.whisper_teacher import WhisperCTCTeacher, WhisperTeacherConfig
 
-        teacher: Teacher = WhisperCTCTeacher(WhisperTeacherConfig(weights=whisper_weights))
+        teacher: Teacher = WhisperCTCTeacher(WhisperTeacherConfig(weights=whisper_weights, symbols=symbols))
     else:
-        teacher = CTCTeacher(CTCTeacherConfig(modality=modality, width=width))
+        teacher = CTCTeacher(CTCTeacherConfig(modality=modality, width=width, symbols=symbols))
     trained_on = {**(provenance or {}), "keys": sorted(read)}
     return train_teacher(teacher, examples, params, out, trained_on)
 
