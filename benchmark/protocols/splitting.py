@@ -7,7 +7,9 @@ order of the manifest, and a group keeps its part when unrelated clips are
 added. Fractions count groups (videos, identities), not clips.
 
 Guarantees, checked on every fold (a violation raises ``ProtocolError``):
-- no value of a ``disjoint`` field (``video_id`` always; ``identity`` for
+- no value of a ``disjoint`` field (``video_id`` always, unless a protocol
+  reproduces a released split that cuts videos (``video_disjoint: false``,
+  then the cut videos are counted in a warning); ``identity`` for
   identity-disjoint protocols) appears in two parts;
 - no key is in two parts; the training part is not empty;
 - leave-one-out test sets hold only the held-out category and real clips;
