@@ -36,6 +36,13 @@ def group_frame_indices(num_frames: int, groups: int = GROUPS, per_group: int = 
     return [min(int(s) + j, max(num_frames - 1, 0)) for s in starts for j in range(per_group)]
 
 
+def check_frames(frames: np.ndarray, path: Path) -> None:
+    """A frame folder's array is (16, H, W, 3) uint8 (MediaError ``bad_frames`` naming the file otherwise)."""
+    if frames.ndim != 4 or frames.shape[0] != GROUPS * PER_GROUP or frames.shape[3] != 3 or frames.dtype != np.uint8:
+        raise MediaError(path, f"expected ({GROUPS * PER_GROUP}, H, W, 3) uint8 frames, got {frames.dtype} "
+                         f"{tuple(frames.shape)}", "bad_frames")
+
+
 def read_frame_folder(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """(frames (16, H, W, 3) uint8 RGB, audio (16 * 640,) float32 16 kHz) of a frame folder."""
     from pipeline.media import SAMPLES_PER_FRAME, decode_audio, fit_length
@@ -44,9 +51,7 @@ def read_frame_folder(path: Path) -> tuple[np.ndarray, np.ndarray]:
         frames = np.load(path / FRAMES_NAME, allow_pickle=False)
     except (ValueError, OSError) as exc:
         raise MediaError(path / FRAMES_NAME, f"not a readable .npy array ({exc})", "not_media") from None
-    if frames.ndim != 4 or frames.shape[0] != GROUPS * PER_GROUP or frames.shape[3] != 3 or frames.dtype != np.uint8:
-        raise MediaError(path / FRAMES_NAME, f"expected ({GROUPS * PER_GROUP}, H, W, 3) uint8 frames, got "
-                         f"{frames.dtype} {tuple(frames.shape)}", "bad_frames")
+    check_frames(frames, path / FRAMES_NAME)
     mp3 = path / f"{path.stem}.mp3"
     if not mp3.is_file():
         raise MediaError(path, f"no {mp3.name} in the clip folder", "no_audio")

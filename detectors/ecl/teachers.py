@@ -448,8 +448,10 @@ def train_teacher_from_shards(
         raise TeacherError(f"{manifest}: no real clip{where} has {what}")
     modalities = ("audio",) if modality == "audio" else ("mouth",)
     loader = EvalLoader(str(shards), SegmentSpec(num_frames=num_frames, modalities=modalities), keys=sorted(texts))
-    read: set[str] = set()
-    examples = segment_examples(_recording(loader, read), targets_of, modality)
+    from detectors.training import RecordedBatches
+
+    read: set[str] = set()  # what the teacher really learned from
+    examples = segment_examples(RecordedBatches(loader, read), targets_of, modality)
     if whisper_weights is not None:
         if modality != "audio":
             raise TeacherError("a Whisper teacher is an ASR (audio) teacher; the VSR teacher is a CTC model")
@@ -461,9 +463,3 @@ def train_teacher_from_shards(
     trained_on = {**(provenance or {}), "keys": sorted(read)}
     return train_teacher(teacher, examples, params, out, trained_on)
 
-
-def _recording(batches: Iterable[dict[str, Any]], into: set[str]) -> Iterable[dict[str, Any]]:
-    """The batches, noting every clip key they carry (what the teacher really learned from)."""
-    for batch in batches:
-        into.update(batch["meta"]["key"])
-        yield batch

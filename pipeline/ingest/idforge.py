@@ -50,7 +50,7 @@ from typing import Any
 
 from pipeline.clip import Clip, category_of, safe_id
 from pipeline.errors import MediaError
-from pipeline.frame_folders import FRAMES_NAME
+from pipeline.frame_folders import FRAMES_NAME, check_frames
 from pipeline.ingest.base import Adapter, IngestError, ScanResult, _media_fields, dedupe_key, json_extra
 
 PRISTINE = "pristine"
@@ -69,7 +69,6 @@ SUBSETS: dict[str, tuple[bool, bool, bool]] = {
     "tts_textmismatch": (False, True, False),
 }
 SPLITS = ("train", "val", "test")
-FRAMES = 16  # 4 groups of 4 consecutive frames
 _ID_RE = re.compile(r"^id\d+$")
 
 
@@ -187,10 +186,7 @@ class IDForgeAdapter(Adapter):
             frames = np.load(frames_path, mmap_mode="r", allow_pickle=False)  # reads the header only
         except (ValueError, OSError) as exc:
             raise MediaError(frames_path, f"not a readable .npy array ({exc})", "not_media") from None
-        # What preprocessing reads (pipeline.frame_folders): 16 RGB uint8 frames, channels last.
-        if frames.ndim != 4 or frames.shape[0] != FRAMES or frames.shape[3] != 3 or frames.dtype != np.uint8:
-            raise MediaError(frames_path, f"expected ({FRAMES}, H, W, 3) uint8 frames, got {frames.dtype} "
-                             f"{tuple(frames.shape)}", "bad_frames")
+        check_frames(frames, frames_path)  # what preprocessing reads (pipeline.frame_folders)
         mp3 = path / f"{path.stem}.mp3"
         if not mp3.is_file():
             raise MediaError(path, f"no {mp3.name} in the clip folder", "missing")
