@@ -73,28 +73,41 @@ def test_simsiam_hand_value_pairs_v_with_a():
     assert simsiam_distillation(x_v, z_v, x_a, z_a).item() == pytest.approx(-1 / (2 * math.sqrt(2)), rel=1e-6)
 
 
-def test_simsiam_stop_gradient_blocks_projection_branch():
+def test_simsiam_stop_gradient_sits_on_the_target_embeddings():
+    # SimSiam D(p, sg(z)): CAD's projections z_* play p and get the gradient; x_* are the targets.
     x_v, z_v, x_a, z_a = (torch.randn(3, 5, requires_grad=True) for _ in range(4))
     simsiam_distillation(x_v, z_v, x_a, z_a).backward()
-    assert z_v.grad is None and z_a.grad is None
-    assert x_v.grad is not None and x_a.grad is not None and x_v.grad.abs().sum() > 0
-    # without the stop-gradient the projections do receive gradient
-    z_v2 = z_v.detach().clone().requires_grad_(True)
-    simsiam_distillation(x_v.detach(), z_v2, x_a.detach(), z_a.detach(), stop_gradient=False).backward()
-    assert z_v2.grad is not None and z_v2.grad.abs().sum() > 0
+    assert x_v.grad is None and x_a.grad is None
+    assert z_v.grad is not None and z_a.grad is not None
+    assert z_v.grad.abs().sum() > 0 and z_a.grad.abs().sum() > 0
+    # without the stop-gradient the targets do receive gradient
+    x_v2 = x_v.detach().clone().requires_grad_(True)
+    simsiam_distillation(x_v2, z_v.detach(), x_a.detach(), z_a.detach(), stop_gradient=False).backward()
+    assert x_v2.grad is not None and x_v2.grad.abs().sum() > 0
+
+
+def test_simsiam_gradient_on_the_projection_is_worked_by_hand():
+    # L = -cos(sg(x_v), z_a)/2 with x_v = [1, 0], z_a = [0, 1] (second pair constant, x_a = z_v):
+    # d cos(x, z)/dz = x/(|x||z|) - cos · z/|z|^2 = [1, 0] - 0 → dL/dz_a = [-1/2, 0]
+    x_v, z_a = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]], requires_grad=True)
+    x_a = torch.tensor([[2.0, 1.0]])
+    simsiam_distillation(x_v, x_a.clone(), x_a, z_a).backward()
+    assert torch.allclose(z_a.grad, torch.tensor([[-0.5, 0.0]]))
 
 
 def test_kl_distillation_hand_value_and_stop_gradient():
-    # teacher softmax(z_a=[0, ln3]) = [1/4, 3/4], student softmax(x_v=[0,0]) = [1/2,1/2]:
+    # teacher softmax(x_v=[0, ln3]) = [1/4, 3/4], student softmax(z_a=[0,0]) = [1/2,1/2]:
     # KL = 1/4 ln(1/2) + 3/4 ln(3/2); second pair identical -> 0; L = KL / 2
-    x_v = torch.tensor([[0.0, 0.0]], requires_grad=True)
-    z_a = torch.tensor([[0.0, LN3]], requires_grad=True)
+    x_v = torch.tensor([[0.0, LN3]], requires_grad=True)
+    z_a = torch.tensor([[0.0, 0.0]], requires_grad=True)
     x_a = torch.tensor([[1.0, -1.0]], requires_grad=True)
     z_v = x_a.detach().clone().requires_grad_(True)
     loss = kl_distillation(x_v, z_v, x_a, z_a)
     assert loss.item() == pytest.approx((0.25 * math.log(0.5) + 0.75 * math.log(1.5)) / 2, rel=1e-5)
     loss.backward()
-    assert z_a.grad is None and z_v.grad is None and x_v.grad.abs().sum() > 0
+    assert x_v.grad is None and x_a.grad is None and z_a.grad.abs().sum() > 0
+    # d KL(P || softmax(z))/dz = softmax(z) - P = [1/2 - 1/4, 1/2 - 3/4]; halved by the mean of the pairs
+    assert torch.allclose(z_a.grad, torch.tensor([[0.125, -0.125]]))
 
 
 def test_cad_losses_switches_change_only_what_they_name():

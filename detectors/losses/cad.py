@@ -16,8 +16,24 @@ Eq. 8, the cross-modal distillation of the modality-specific path::
 
 The element-wise product is summed over the feature axis (that is the
 negative cosine of SimSiam's D(p, z)) and averaged over the batch. Eq. 8 does
-not print it, but the loss is "the SimSiam [8] loss", whose defining feature
-is the stop-gradient on the projection branch: ``z`` is detached.
+not print a stop-gradient, but the loss is "the SimSiam [8] loss", whose
+defining feature is one: SimSiam (Chen & He 2021) computes
+``D(p1, sg(z2))/2 + D(p2, sg(z1))/2`` where ``z = f(x)`` is the encoder output
+and ``p = h(z)`` the *predictor* output, an extra MLP on top of ``z``. The
+gradient flows through ``p`` (and through ``h`` back into the encoder); the
+stop-gradient sits on the target ``z``.
+
+In CAD the roles map by structure, not by letter: ``z_*^u`` ("the SimSiam
+projections") is an MLP applied to the unimodal embedding ``x_*^u``, so
+``z_*`` plays SimSiam's ``p`` (the branch with the extra MLP) and ``x_*``
+plays SimSiam's ``z`` (the target). Hence::
+
+    L_KD = (-cos(sg(x_v), z_a) - cos(sg(x_a), z_v)) / 2
+
+The audio projection predicts the (fixed) video embedding and vice versa;
+both projectors and, through them, both encoders are trained. Detaching
+``z_*`` instead (an earlier reading) left the projectors with no gradient at
+all: they are used nowhere else, so they stayed at their random init.
 """
 from __future__ import annotations
 
@@ -46,14 +62,17 @@ def simsiam_distillation(
     z_a: torch.Tensor,
     stop_gradient: bool = True,
 ) -> torch.Tensor:
-    """CAD Eq. 8: ``(-cos(x_v, sg(z_a)) - cos(x_a, sg(z_v))) / 2``, averaged over the batch.
+    """CAD Eq. 8: ``(-cos(sg(x_v), z_a) - cos(sg(x_a), z_v)) / 2``, averaged over the batch.
 
-    ``x_*`` are the unimodal embeddings, ``z_*`` the SimSiam projections, all (..., D).
+    ``x_*`` are the unimodal embeddings (SimSiam's targets ``z``), ``z_*`` the SimSiam
+    projections ``z_* = projector(x_*)`` (SimSiam's predictor outputs ``p``), all (..., D);
+    see the module docstring for why the stop-gradient sits on ``x_*``.
     ``stop_gradient=False`` exists only to show what the stop-gradient does.
     """
     require_same_shape("simsiam_distillation", x_v=x_v, z_v=z_v, x_a=x_a, z_a=z_a)
     if stop_gradient:
-        z_v, z_a = z_v.detach(), z_a.detach()
+        # Only the direct (target) use of x is cut: x still gets gradient through z = projector(x).
+        x_v, x_a = x_v.detach(), x_a.detach()
     dist1 = _negative_cosine(x_v, z_a)
     dist2 = _negative_cosine(x_a, z_v)
     return ((dist1 + dist2) / 2).mean()
@@ -69,13 +88,14 @@ def kl_distillation(
     """CAD Table 5 "Substitute SimSiam with KL": Eq. 8 with each negative cosine replaced by a KL.
 
     The paper names only the substitution; we keep Eq. 8's pairing and
-    stop-gradient and use the distillation direction KL(teacher || student):
-    ``(KL(softmax(sg z_a) || softmax(x_v)) + KL(softmax(sg z_v) || softmax(x_a))) / 2``.
+    stop-gradient (on the targets ``x_*``, as in ``simsiam_distillation``) and use the
+    distillation direction KL(teacher || student), the teacher being the target:
+    ``(KL(softmax(sg x_v) || softmax(z_a)) + KL(softmax(sg x_a) || softmax(z_v))) / 2``.
     """
     require_same_shape("kl_distillation", x_v=x_v, z_v=z_v, x_a=x_a, z_a=z_a)
     if stop_gradient:
-        z_v, z_a = z_v.detach(), z_a.detach()
-    return ((kl_between_softmaxes(z_a, x_v) + kl_between_softmaxes(z_v, x_a)) / 2).mean()
+        x_v, x_a = x_v.detach(), x_a.detach()
+    return ((kl_between_softmaxes(x_v, z_a) + kl_between_softmaxes(x_a, z_v)) / 2).mean()
 
 
 def cad_losses(
