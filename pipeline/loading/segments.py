@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pipeline.audio_features import log_mel
+
 if TYPE_CHECKING:
     import torch
 
@@ -148,13 +150,6 @@ def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
     shrink = size < min(frames.shape[1:3])
     interpolation = cv2.INTER_AREA if shrink else cv2.INTER_CUBIC
     return np.stack([cv2.resize(f, (size, size), interpolation=interpolation) for f in frames])
-
-
-def log_mel(audio: np.ndarray, n_mels: int = 80, pad_to_30s: bool = True) -> "torch.Tensor":
-    """Whisper log-mel features, ``(n_mels, frames)``: the Whisper backbone's own function."""
-    from detectors.backbones.whisper import log_mel as whisper_log_mel
-
-    return whisper_log_mel(audio, n_mels=n_mels, pad_to_30s=pad_to_30s)
 
 
 def collate_segments(segments: list[dict[str, Any]]) -> dict[str, Any]:
