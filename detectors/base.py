@@ -53,6 +53,10 @@ class Detector(nn.Module):
     name: ClassVar[str] = "?"
     Config: ClassVar[type]  # dataclass of hyper-parameters
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {"tiny": {}}
+    # LoopParams settings the `paper` preset trains with (detectors.training.effective_loop), and which
+    # of them the paper states; the others are avdf's choices, named as such in the model card.
+    TRAIN: ClassVar[dict[str, Any]] = {}
+    TRAIN_FROM_PAPER: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: Any) -> None:
         super().__init__()

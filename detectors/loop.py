@@ -38,9 +38,9 @@ Batch = dict[str, Any]  # {"inputs": {...}, "targets": {...}, "meta": {"key": [.
 
 @dataclass
 class ScheduleParams:
-    kind: Literal["constant", "step", "cosine"] = "constant"
+    kind: Literal["constant", "step", "exponential", "cosine"] = "constant"
     milestones: list[int] = field(default_factory=list)  # step: epochs where lr *= gamma
-    gamma: float = 0.1
+    gamma: float = 0.1  # step: factor at each milestone; exponential: factor every epoch
     warmup_epochs: int = 0
 
 
@@ -111,6 +111,8 @@ def lr_factor(epoch: int, p: LoopParams) -> float:
         return (epoch + 1) / (s.warmup_epochs + 1)
     if s.kind == "step":
         return s.gamma ** sum(epoch >= m for m in s.milestones)
+    if s.kind == "exponential":
+        return s.gamma ** (epoch - s.warmup_epochs)
     if s.kind == "cosine":
         span = max(p.epochs - s.warmup_epochs, 1)
         return 0.5 * (1 + math.cos(math.pi * (epoch - s.warmup_epochs) / span))

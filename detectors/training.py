@@ -3,9 +3,18 @@
 ``avdf train`` (``benchmark.train``) splits the shards' clips with a protocol and
 calls ``train_fold`` with the fold: training reads the train keys, model
 selection the validation keys — the test keys are never touched here, and the
-keys the loaders really yielded are written to ``keys_read.json``. Loop settings
-merge, later winning: LoopParams defaults < the detector's recommended ``TRAIN``
-< ``train.loop`` in params.yaml < ``train.per_detector[DETECTOR]``.
+keys the loaders really yielded are written to ``keys_read.json``.
+
+Loop settings merge in layers, later winning (``effective_loop``):
+
+- ``paper`` preset: LoopParams defaults < ``train.loop`` < the detector's ``TRAIN``
+  (its paper's settings, and avdf's choices where the paper is silent) <
+  ``train.per_detector[DETECTOR]``. A paper's schedule is what its preset runs;
+  ``train.loop`` (sized for the CPU studio profile) cannot override it, and says so.
+- other presets (``tiny``): LoopParams defaults < ``TRAIN`` < ``train.loop`` <
+  ``train.per_detector[DETECTOR]``.
+
+Every setting's source is printed when training starts and stored in ``train.json``.
 """
 from __future__ import annotations
 
@@ -146,17 +155,89 @@ def build_detector(name: str, preset: str, overrides: dict[str, Any], ablation: 
     return cls.from_preset(preset, **overrides)
 
 
-def loop_params_for(detector: Any, params: TrainParams) -> Any:
+PAPER_PRESET = "paper"
+
+
+@dataclass(frozen=True)
+class EffectiveLoop:
+    """The loop settings a run uses and where each came from (``schedule.gamma`` -> ``paper``)."""
+
+    params: Any  # detectors.loop.LoopParams
+    sources: dict[str, str]
+    shadowed: dict[str, Any]  # train.loop values a paper's setting kept out (paper preset)
+
+    def describe(self, detector: str, preset: str) -> str:
+        flat = _flatten(dataclasses.asdict(self.params))
+        lines = [f"{detector} (preset {preset}) trains with:"]
+        lines += [f"  {key} = {flat[key]!r}  [{self.sources.get(key, 'default')}]" for key in flat]
+        lines += [f"  train.loop {key} = {value!r} not applied: {self.sources[key]} sets it "
+                  f"(override with train.per_detector.{detector}.{key})" for key, value in self.shadowed.items()]
+        return "\n".join(lines)
+
+
+def _flatten(mapping: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in mapping.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _unflatten(flat: dict[str, Any]) -> dict[str, Any]:
+    nested: dict[str, Any] = {}
+    for key, value in flat.items():
+        *parents, leaf = key.split(".")
+        node = nested
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[leaf] = value
+    return nested
+
+
+def effective_loop(detector: Any, params: TrainParams, preset: str | None = None) -> EffectiveLoop:
+    """Merge the loop settings' layers for ``detector`` (a class or an instance) under ``preset``."""
     from detectors.loop import LoopParams
     from pipeline.config import from_mapping
 
+    preset = preset or params.preset
+    name = detector.name
+    train = _flatten(getattr(detector, "TRAIN", {}))
+    from_paper = set(getattr(detector, "TRAIN_FROM_PAPER", ()))
+
+    def stated_by_paper(key: str) -> bool:  # a whole setting: the paper's schedule has no unstated warm-up
+        return key.split(".")[0] in from_paper
+
+    shared = _flatten(params.loop)
+    shadowed: dict[str, Any] = {}
+    if preset == PAPER_PRESET:
+        shadowed = {k: v for k, v in shared.items() if stated_by_paper(k) or (k in train and train[k] != v)}
+        shared = {k: v for k, v in shared.items() if k not in shadowed}
+    layers = [
+        ({k: v for k, v in train.items() if not stated_by_paper(k)}, f"{name}.TRAIN (avdf's choice; the paper is silent)"),
+        ({k: v for k, v in train.items() if stated_by_paper(k)}, f"{name}'s paper"),
+    ]
+    layers.insert(0 if preset == PAPER_PRESET else 2, (shared, "train.loop"))
+    layers.append((_flatten(params.per_detector.get(name, {})), f"train.per_detector.{name}"))
+
     merged: dict[str, Any] = {}
-    for layer in (getattr(detector, "TRAIN", {}), params.loop, params.per_detector.get(detector.name, {})):
+    sources: dict[str, str] = {}
+    for layer, source in layers:
         for key, value in layer.items():
-            if isinstance(value, dict) and isinstance(merged.get(key), dict):
-                value = {**merged[key], **value}
-            merged[key] = value
-    return from_mapping(LoopParams, merged, f"train loop params for {detector.name}")
+            merged[key], sources[key] = value, source
+    for key in list(shadowed):
+        if sources.get(key, "").startswith("train.per_detector"):
+            del shadowed[key]  # the user's explicit override decides; nothing was kept out of it
+        else:
+            sources.setdefault(key, f"{name}'s paper (states {key.split('.')[0]}; this part is the default)")
+    loop = from_mapping(LoopParams, _unflatten(merged), f"train loop params for {name}")
+    return EffectiveLoop(loop, sources, shadowed)
+
+
+def loop_params_for(detector: Any, params: TrainParams, preset: str | None = None) -> Any:
+    """The LoopParams of ``effective_loop``."""
+    return effective_loop(detector, params, preset).params
 
 
 def fill_run_placeholders(config: dict[str, Any], protocol: str, fold: str) -> dict[str, Any]:
@@ -216,7 +297,10 @@ def train_fold(detector_name: str, fold: Any, identity: dict[str, Any], shard_di
     overrides = fill_run_placeholders(params.detector_config.get(detector_name, {}), protocol, fold.name)
     model = build_detector(detector_name, preset, overrides, ablation)
     check_fitted_on(model, fold)
-    loop = loop_params_for(model, params)
+    effective = effective_loop(model, params, preset)
+    loop = effective.params
+    if DistributedContext.from_env().is_main:
+        log.info(effective.describe(model.name, preset))
     source = ShardBatchSource(shard_dir, input_spec_to_segments(model.inputs), fold.train, fold.val,
                               loop.batch_size, params, loop.seed)
     warn_if_upsampled(source.train_set, model.inputs)
@@ -226,6 +310,7 @@ def train_fold(detector_name: str, fold: Any, identity: dict[str, Any], shard_di
     if DistributedContext.from_env().is_main:
         write_keys_read(out / KEYS_READ_NAME, source.read)
     write_json_atomic(out / "train.json", {**identity, "detector": model.name, "data_hash": d_hash,
-                                           "loop": dataclasses.asdict(loop), "train_clips": len(fold.train),
+                                           "loop": dataclasses.asdict(loop), "loop_sources": effective.sources,
+                                           "loop_not_applied": effective.shadowed, "train_clips": len(fold.train),
                                            "val_clips": len(fold.val)})
     return metrics
