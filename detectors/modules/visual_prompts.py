@@ -102,6 +102,8 @@ class CLIPPromptedFrameEncoder(nn.Module):
             init_scale=vpt_init_scale(config.patch_size, self.dim),
         )
         self.post_layernorm = post_layernorm
+        if not post_layernorm:  # unused: trainable it would be dead weight in the optimiser and the count
+            freeze(self.vision.post_layernorm)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         """(B, T, 3, H, W) CLIP-normalised frames -> (B, T, D) per-frame features ``z^{L,1}``."""
