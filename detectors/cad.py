@@ -27,8 +27,10 @@ import torch
 from torch import nn
 
 from detectors.base import Detector, InputSpec
+from detectors.modules.cross_attention import masked_mean
 from detectors.paper_common import (
     MEL_MODES,
+    audio_padding_mask,
     build_clip,
     build_whisper,
     clip_frames,
@@ -160,7 +162,8 @@ class CAD(Detector):
             clip_out = self.shared_clip(pixel_values=frames.flatten(0, 1))
             video_tokens = clip_out.pooler_output.view(b, t, -1)  # per-frame class token after post-LN
             audio_tokens = whisper_tokens(self.shared_whisper, mel)
-        return self.shared(video_tokens, audio_tokens)
+        mask = audio_padding_mask(audio_tokens, self.config.num_frames, self.config.mel)
+        return self.shared(video_tokens, audio_tokens, audio_padding_mask=mask)
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         c = self.config
@@ -171,7 +174,10 @@ class CAD(Detector):
             class_logits = self.classifier(x_v)
         else:
             mel = whisper_mel(inputs, c.mel)
-            x_a = self.project_audio(whisper_tokens(self.audio_encoder, mel).mean(dim=1))
+            # Whisper sees its whole (30 s) window, as it was trained; only the tokens that carry
+            # the segment's audio are pooled (with whisper30, 32 of 1,500: the rest is padding).
+            tokens = whisper_tokens(self.audio_encoder, mel)
+            x_a = self.project_audio(masked_mean(tokens, audio_padding_mask(tokens, c.num_frames, c.mel)))
             shared = self._shared_path(frames, mel)
             out.update(x_a=x_a, x_v2a=shared["x_v2a"], x_a2v=shared["x_a2v"])
             if c.distillation != "none":

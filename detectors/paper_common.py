@@ -105,3 +105,22 @@ def whisper_tokens(encoder: nn.Module, mel: torch.Tensor) -> torch.Tensor:
 
 
 # --- CAD ----------------------------------------------------------------------------------------
+
+def segment_audio_tokens(num_frames: int) -> int:
+    """Whisper encoder tokens that carry a segment of ``num_frames`` video frames: 640 samples a frame,
+    160 samples a mel frame, 2 mel frames a token (20 ms) -> 16 frames = 10,240 samples = 32 tokens."""
+    from pipeline.audio_features import HOP_LENGTH
+    from pipeline.loading.segments import SAMPLES_PER_FRAME
+
+    return -(-num_frames * SAMPLES_PER_FRAME // (2 * HOP_LENGTH))
+
+
+def audio_padding_mask(tokens: torch.Tensor, num_frames: int, mode: str) -> torch.Tensor | None:
+    """(B, L) bool, True for the tokens of a ``whisper30`` window that lie past the segment's audio
+    (the padding to 30 s); ``None`` for ``truncated`` mel, whose tokens all carry audio."""
+    if mode != "whisper30":
+        return None
+    valid = min(segment_audio_tokens(num_frames), tokens.shape[1])
+    mask = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
+    mask[:, :valid] = False
+    return mask

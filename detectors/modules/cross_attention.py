@@ -58,6 +58,12 @@ class BidirectionalCrossAttention(nn.Module):
     16 frames vs. Whisper's tokens, so the KL needs one vector per modality).
     ``use_cross_attention=False`` is CAD Table 4 "w/o cross attention": the
     projected frozen features are pooled directly.
+
+    ``audio_padding_mask`` (B, Ta) bool, True where an audio token carries no audio
+    of the segment (CAD pads a 0.64 s segment to Whisper's 30 s window: 32 of 1,500
+    tokens carry audio). Video queries do not attend to those tokens, and they are left
+    out of the mean that gives ``x_a2v``; without it both would be dominated by the
+    padding, the same for every sample.
     """
 
     def __init__(
@@ -77,12 +83,29 @@ class BidirectionalCrossAttention(nn.Module):
             self.video_to_audio = CrossAttentionBlock(dim, num_heads, dropout=dropout)
             self.audio_to_video = CrossAttentionBlock(dim, num_heads, dropout=dropout)
 
-    def forward(self, video_tokens: torch.Tensor, audio_tokens: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(
+        self, video_tokens: torch.Tensor, audio_tokens: torch.Tensor, audio_padding_mask: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
         """(B, Tv, video_dim), (B, Ta, audio_dim) -> dict with ``x_v2a``, ``x_a2v`` (B, dim) and ``*_tokens``."""
         v = self.project_video(video_tokens)
         a = self.project_audio(audio_tokens)
         if self.use_cross_attention:
-            v2a, a2v = self.video_to_audio(v, a), self.audio_to_video(a, v)
+            v2a = self.video_to_audio(v, a, context_padding_mask=audio_padding_mask)
+            a2v = self.audio_to_video(a, v)
         else:
             v2a, a2v = v, a
-        return {"x_v2a": v2a.mean(dim=1), "x_a2v": a2v.mean(dim=1), "v2a_tokens": v2a, "a2v_tokens": a2v}
+        return {"x_v2a": v2a.mean(dim=1), "x_a2v": masked_mean(a2v, audio_padding_mask), "v2a_tokens": v2a,
+                "a2v_tokens": a2v}
+
+
+def masked_mean(tokens: torch.Tensor, padding_mask: torch.Tensor | None) -> torch.Tensor:
+    """(B, L, D) -> (B, D): the mean over the tokens where ``padding_mask`` (B, L) is False (all when None)."""
+    if padding_mask is None:
+        return tokens.mean(dim=1)
+    if padding_mask.shape != tokens.shape[:2]:
+        raise ValueError(f"masked_mean: mask {tuple(padding_mask.shape)} does not match tokens {tuple(tokens.shape[:2])}")
+    keep = (~padding_mask).unsqueeze(-1).to(tokens.dtype)
+    count = keep.sum(dim=1)
+    if bool((count == 0).any()):
+        raise ValueError("masked_mean: a sample has every token masked")
+    return (tokens * keep).sum(dim=1) / count
