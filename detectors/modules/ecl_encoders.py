@@ -29,10 +29,25 @@ def _scaled(channels: int, width: float) -> int:
 
 
 class SqueezeExcite(nn.Module):
+    """The SE gate of [3]: average pool -> Linear(C, C/8) -> ReLU -> Linear -> sigmoid.
+
+    It squeezes the output of a BatchNorm, whose per-channel mean over a training
+    batch is the BN shift (0 at init): the pooled vector is tiny and centred on 0,
+    so a hidden unit whose initial bias is negative (PyTorch's default draws it
+    from +-1/sqrt(C)) is below zero for every input and never gets a gradient. With
+    ``C/8`` = 1 or 2 hidden units (narrow presets; 2 in the paper's first stage) the
+    whole gate is often dead from the first step. So the first bias starts at 0 (the
+    unit then fires for about half of the inputs), and the hidden width is at least
+    2 — which leaves the paper's widths (16 // 8 = 2 and up) as [3] has them.
+    """
+
+    MIN_HIDDEN = 2
+
     def __init__(self, channels: int, reduction: int = 8) -> None:
         super().__init__()
-        hidden = max(1, channels // reduction)
+        hidden = max(self.MIN_HIDDEN, channels // reduction)
         self.fc = nn.Sequential(nn.Linear(channels, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, channels), nn.Sigmoid())
+        nn.init.zeros_(self.fc[0].bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.fc(x.mean(dim=(2, 3)))[:, :, None, None]
