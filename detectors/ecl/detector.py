@@ -4,7 +4,8 @@
   100 Hz and a visual frontend + temporal network ([21], TalkNet) on 112 px
   grayscale faces, each giving 128-d per-frame features ``F_a``, ``F_v``.
 - **detection branch**: two cross-attention modules ([21]) with ``F_a`` and ``F_v``
-  as sources, concatenated, a fully connected layer -> real/fake (cross-entropy).
+  as sources (TalkNet's: keys/values from the source, queries from the other stream),
+  concatenated, a fully connected layer -> real/fake (cross-entropy).
 - **correlation distillation** (Eq. 2): per frame, the prediction
   ``Sync = (cos(F_a, F_v) + 1)/2`` against the soft label ``Cont = 1 - JS(P_a, P_v)``
   from an ASR and a VSR teacher over one symbol set.
@@ -74,11 +75,16 @@ class ECLConfig:
     visual_width: float = 1.0  # TalkNet frontend multiplier (1.0 = 64-128-256-512)
     feature_dim: int = 128  # F_a, F_v
     fusion_heads: int = 8
+    # TalkNet's attention ([21]): keys/values (and residual) from the source F_a / F_v, queries from the
+    # other stream; "query-own-stream" is the reverse (see detectors/modules/ecl_fusion.py)
+    cross_attention: str = "talknet"
     dropout: float = 0.1
     margin: float = 1.0
     js_base: float = 2.0
-    teacher_audio: str | None = None  # avdf teacher checkpoint (ASR); else posteriors come in the batch
-    teacher_video: str | None = None  # avdf teacher checkpoint (VSR)
+    teacher_audio: str | None = None  # ASR: avdf teacher checkpoint or deep_avsr audio-only .pt; else posteriors come in the batch
+    teacher_video: str | None = None  # VSR: avdf teacher checkpoint or deep_avsr video-only .pt
+    teacher_video_frontend: str | None = None  # deep_avsr's visual_frontend.pt (default: next to teacher_video)
+    teacher_video_input: str = "mouth"  # what a deep_avsr VSR teacher reads: mouth | face_gray (central half)
     # --- ablations (Table IV) ---
     distillation: bool = True  # "w/o Cons&Dis" turns both off
     contrastive: bool = True  # "w/o Cons"
@@ -112,12 +118,15 @@ class ECL(Detector):
         if c.visual_input not in VISUAL_INPUTS:
             raise ConfigError(f"ecl: visual_input must be one of {VISUAL_INPUTS}, got {c.visual_input!r}")
         from detectors.modules.ecl_encoders import AudioResNet34, VisualEncoder
-        from detectors.modules.ecl_fusion import ECLCrossModalFusion
+        from detectors.modules.ecl_fusion import CROSS_ATTENTION, ECLCrossModalFusion
+
+        if c.cross_attention not in CROSS_ATTENTION:
+            raise ConfigError(f"ecl: cross_attention must be one of {CROSS_ATTENTION}, got {c.cross_attention!r}")
 
         self.audio_features = AudioFeatures(c.audio_features, c.n_mels, c.n_mfcc)
         self.audio_encoder = AudioResNet34(self.audio_features.dim, c.audio_width, c.feature_dim)
         self.visual_encoder = VisualEncoder(c.visual_width, c.feature_dim)
-        self.fusion = ECLCrossModalFusion(c.feature_dim, c.fusion_heads, c.dropout)
+        self.fusion = ECLCrossModalFusion(c.feature_dim, c.fusion_heads, c.dropout, cross_attention=c.cross_attention)
         # Held teachers are frozen and not part of the detector's state dict (they have their own files).
         self._teachers: dict[str, Any] = {}
         if self.uses_teachers:
@@ -125,7 +134,9 @@ class ECL(Detector):
 
             for modality, path in (("audio", c.teacher_audio), ("video", c.teacher_video)):
                 if path:
-                    self._teachers[modality] = load_teacher(path, expect_modality=modality)
+                    self._teachers[modality] = load_teacher(path, expect_modality=modality,
+                                                            frontend=c.teacher_video_frontend,
+                                                            video_input=c.teacher_video_input)
             if len(self._teachers) == 2:
                 a, v = self._teachers["audio"].symbols, self._teachers["video"].symbols
                 if a.symbols != v.symbols:
