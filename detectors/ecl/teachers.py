@@ -5,7 +5,9 @@ produce probability distributions over the spoken characters". A ``Teacher``
 maps a batch of inputs to ``(B, T', C)`` posteriors (rows sum to 1) over a
 ``SymbolSet`` shared by the audio and the visual teacher. Three sources:
 
-(a) **a user's pretrained checkpoints** in avdf's teacher format (below) —
+(a) **a user's pretrained checkpoints**: deep_avsr's released audio-only and
+    video-only models (the paper's teachers; their own ``.pt`` state dicts, read
+    by ``detectors.ecl.deep_avsr``), or avdf's teacher format (below) —
     either one of avdf's CTC architectures with its state dict, or any model
     exported with TorchScript (``kind: "torchscript"``);
 (b) **Whisper as ASR** — ``WhisperCTCTeacher`` (``detectors.ecl.whisper_teacher``):
@@ -42,7 +44,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import string
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -52,55 +53,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from detectors.ecl.teacher_base import (  # noqa: F401 - re-exported: the teachers' public names live here
+    ARPABET, CHARACTERS, FPS, PHONES, SAMPLES_PER_FRAME, SYMBOL_SETS, SymbolSet, Teacher, TeacherError, symbol_set,
+)
+from detectors.ecl import deep_avsr
+from detectors.ecl.whisper_teacher import WhisperCTCTeacher, WhisperTeacherConfig
 from detectors.features import LogMel
-from pipeline.errors import AvdfError
 
 log = logging.getLogger(__name__)
 
 FORMAT = "avdf-teacher/1"
-FPS = 25
-SAMPLES_PER_FRAME = 640
 
 
-class TeacherError(AvdfError):
-    """A teacher checkpoint or teacher data that cannot be used."""
-
-
-# --- symbol sets ---------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class SymbolSet:
-    """CTC output symbols; index 0 is the blank."""
-
-    name: str
-    symbols: tuple[str, ...]
-
-    def __post_init__(self) -> None:
-        if not self.symbols or self.symbols[0] != "<blank>":
-            raise TeacherError(f"symbol set {self.name!r}: index 0 must be '<blank>'")
-
-    def __len__(self) -> int:
-        return len(self.symbols)
-
-    def index(self, symbol: str) -> int:
-        return self.symbols.index(symbol)
-
-
-ARPABET = ("AA", "AE", "AH", "AO", "AW", "AY", "B", "CH", "D", "DH", "EH", "ER", "EY", "F", "G", "HH", "IH",
-           "IY", "JH", "K", "L", "M", "N", "NG", "OW", "OY", "P", "R", "S", "SH", "T", "TH", "UH", "UW", "V",
-           "W", "Y", "Z", "ZH")
-PHONES = SymbolSet("arpabet", ("<blank>", *ARPABET))
-# deep_avsr's (the paper's teacher) characters, less its digits and <EOS>
-CHARACTERS = SymbolSet("characters", ("<blank>", " ", "'", *string.ascii_uppercase))
-SYMBOL_SETS = {s.name: s for s in (PHONES, CHARACTERS)}
-
-
-def symbol_set(symbols: Sequence[str]) -> SymbolSet:
-    for known in SYMBOL_SETS.values():
-        if tuple(symbols) == known.symbols:
-            return known
-    return SymbolSet("custom", tuple(symbols))
-
+# --- segment targets -----------------------------------------------------------------------------
 
 def segment_phone_targets(phones: Sequence[Sequence], start_frame: int, num_frames: int, fps: int = FPS) -> list[int]:
     """PHONES ids of the phones sounding in frames [start, start + num_frames), repeats kept apart.
@@ -138,31 +103,6 @@ def segment_char_targets(words: Sequence[Sequence[Any]], start_frame: int, num_f
             if text:
                 kept.append(text)
     return [CHARACTERS.symbols.index(ch) for ch in " ".join(kept)]
-
-
-# --- the interface -------------------------------------------------------------------------------
-
-class Teacher(nn.Module):
-    """Frozen speech recogniser: ``posteriors(inputs) -> (B, T', C)`` probabilities over ``symbols``."""
-
-    modality: str = "audio"  # audio (ASR) | video (VSR)
-    input_key: str = "audio"  # the batch input it reads: audio | mouth
-    frame_rate: float = FPS
-
-    def __init__(self, symbols: SymbolSet) -> None:
-        super().__init__()
-        self.symbols = symbols
-        # What an avdf-trained teacher learned from (see the module docstring); None: external.
-        self.trained_on: dict[str, Any] | None = None
-
-    def logits(self, x: torch.Tensor) -> torch.Tensor:  # (B, T', C)
-        raise NotImplementedError
-
-    @torch.no_grad()
-    def posteriors(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        if self.input_key not in inputs:
-            raise TeacherError(f"{self.modality} teacher needs {self.input_key!r} in the batch inputs")
-        return torch.softmax(self.logits(inputs[self.input_key]).float(), dim=-1)
 
 
 @dataclass
@@ -274,8 +214,12 @@ def save_teacher(teacher: Teacher, path: str | Path, trained_on: dict[str, Any] 
     return path
 
 
-def load_teacher(path: str | Path, expect_modality: str | None = None) -> Teacher:
-    """A frozen teacher from an avdf teacher checkpoint; a tensor of the wrong shape is named."""
+def load_teacher(path: str | Path, expect_modality: str | None = None, *, frontend: str | Path | None = None,
+                 video_input: str = "mouth") -> Teacher:
+    """A frozen teacher from an avdf teacher checkpoint or a deep_avsr audio-only / video-only state dict
+    (``detectors.ecl.deep_avsr``; ``frontend``: the video-only model's ``visual_frontend.pt``, default next
+    to ``path``; ``video_input``: ``mouth`` or ``face_gray``). A missing, unexpected or wrong-shaped
+    tensor is named."""
     from detectors.backbones.weights import load_strict
     from pipeline.config import from_mapping
 
@@ -286,8 +230,12 @@ def load_teacher(path: str | Path, expect_modality: str | None = None) -> Teache
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
         raise TeacherError(f"{path}: not a readable teacher checkpoint ({type(exc).__name__}: {exc})") from None
+    if isinstance(ckpt, Mapping) and "format" not in ckpt and deep_avsr.released_kind(ckpt):
+        teacher = deep_avsr.load_deep_avsr(path, ckpt, frontend=frontend, video_input=video_input)
+        return _frozen(teacher, path, expect_modality)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise TeacherError(f"{path}: not an avdf teacher checkpoint (expected format {FORMAT!r})")
+        raise TeacherError(f"{path}: neither an avdf teacher checkpoint (format {FORMAT!r}) nor a deep_avsr "
+                           "audio-only / video-only state dict")
     kind = ckpt.get("kind")
     symbols = symbol_set(ckpt.get("symbols") or ())
     if kind in ("ctc-audio", "ctc-video"):
@@ -299,8 +247,6 @@ def load_teacher(path: str | Path, expect_modality: str | None = None) -> Teache
             raise TeacherError(f"{path}: 'symbols' list differs from the {config.symbols!r} set of its config")
         load_strict(teacher, ckpt["state_dict"], path, optional=tuple(n for n, _ in teacher.named_buffers()))
     elif kind == "whisper-ctc-audio":
-        from detectors.ecl.whisper_teacher import WhisperCTCTeacher
-
         teacher = WhisperCTCTeacher.from_checkpoint(ckpt, path)
         if teacher.symbols.symbols != symbols.symbols:
             raise TeacherError(f"{path}: 'symbols' list differs from the {teacher.config.symbols!r} set of its config")
@@ -309,9 +255,13 @@ def load_teacher(path: str | Path, expect_modality: str | None = None) -> Teache
         teacher = TorchScriptTeacher(module, symbols, ckpt["modality"], ckpt["input"], float(ckpt.get("frame_rate", FPS)))
     else:
         raise TeacherError(f"{path}: unknown teacher kind {kind!r} (ctc-audio, ctc-video, whisper-ctc-audio, torchscript)")
+    teacher.trained_on = ckpt.get("trained_on")
+    return _frozen(teacher, path, expect_modality)
+
+
+def _frozen(teacher: Teacher, path: Path, expect_modality: str | None) -> Teacher:
     if expect_modality and teacher.modality != expect_modality:
         raise TeacherError(f"{path}: is a {teacher.modality} teacher, expected a {expect_modality} one")
-    teacher.trained_on = ckpt.get("trained_on")
     for p in teacher.parameters():
         p.requires_grad_(False)
     return teacher.eval()
@@ -455,8 +405,6 @@ def train_teacher_from_shards(
     if whisper_weights is not None:
         if modality != "audio":
             raise TeacherError("a Whisper teacher is an ASR (audio) teacher; the VSR teacher is a CTC model")
-        from detectors.ecl.whisper_teacher import WhisperCTCTeacher, WhisperTeacherConfig
-
         teacher: Teacher = WhisperCTCTeacher(WhisperTeacherConfig(weights=whisper_weights, symbols=symbols))
     else:
         teacher = CTCTeacher(CTCTeacherConfig(modality=modality, width=width, symbols=symbols))

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from detectors.ecl.teachers import SYMBOL_SETS, Teacher, TeacherError
+from detectors.ecl.teacher_base import SYMBOL_SETS, Teacher, TeacherError
 
 KIND = "whisper-ctc-audio"
 
