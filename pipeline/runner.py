@@ -7,6 +7,10 @@ result row, writing its outputs under the stage's output folder. The runner
 - skips items whose result is up to date (a sidecar records the hash of the
   item and the worker config that produced it), so a rerun after a kill only
   computes what is missing, and a rerun after failures retries only those;
+- records where each computed item ran (the Ray node id, host and worker pid)
+  under ``provenance/``, apart from the result row: the ids change with every
+  Ray session, so they stay out of the rows, the manifests and the up-to-date
+  check (``.dvcignore`` keeps them out of DVC's hash of the output folder);
 - retries tasks whose worker process died (Ray's ``max_retries``);
 - turns every exception, and every task over its time limit, into a
   failure row — the batch goes on;
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 import traceback
 from collections.abc import Mapping, Sequence
@@ -89,12 +94,28 @@ def run_item(worker_spec: str, config: dict[str, Any], item: dict[str, Any], out
         return {"failure": describe_error(exc)}
     sidecar = _sidecar(Path(out_dir), item["key"])
     write_json_atomic(sidecar, row)
+    # Before the done stamp: an item counted as done always says where it ran.
+    write_json_atomic(provenance_path(Path(out_dir), item["key"]), _where_this_runs(item["key"], inputs_hash))
     mark_done(sidecar, inputs_hash)
     return {"row": row}
 
 
+def _where_this_runs(key: str, inputs_hash: str) -> dict[str, Any]:
+    import socket
+
+    import ray
+
+    return {"key": key, "ray_node_id": ray.get_runtime_context().get_node_id(), "hostname": socket.gethostname(),
+            "pid": os.getpid(), "inputs_sha256": inputs_hash}
+
+
 def _sidecar(out_dir: Path, key: str) -> Path:
     return out_dir / "done" / f"{item_dir_name(key)}.json"
+
+
+def provenance_path(out_dir: Path, key: str) -> Path:
+    """Where a stage records which Ray node (host, worker pid) computed ``key``."""
+    return Path(out_dir) / "provenance" / f"{item_dir_name(key)}.json"
 
 
 def run_stage(

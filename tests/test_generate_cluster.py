@@ -4,7 +4,9 @@ Two ``ray start`` nodes of one CPU each share this machine; the driver is a
 separate ``avdf generate --address`` process (so its ``ray.init`` never meets
 the session's local Ray of the other tests). While it runs, one Ray worker
 process executing a generate task is SIGKILLed: Ray retries the task, and the
-result must lose and duplicate nothing.
+result must lose and duplicate nothing. Nodes are told apart by Ray's node id,
+which the runner records for every output it computes (a process tree would
+not do: Ray workers are not always children of their node's raylet).
 
 The cluster is stopped by killing exactly its own processes (those whose
 command line names its private temp dir, and their children): ``ray stop``
@@ -12,6 +14,7 @@ would stop every Ray on the machine, including other test sessions'.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -119,10 +122,20 @@ def _generate(params: Path, manifest: Path, out: Path, address: str, cwd: Path) 
     return subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def _task_workers(temp_dir: str) -> dict[int, int]:
-    """pid -> raylet pid of this cluster's Ray workers busy with a generate task (titled ``ray::run_item``)."""
+def _task_workers(temp_dir: str) -> list[int]:
+    """Pids of this cluster's Ray workers busy with a generate task (titled ``ray::run_item``)."""
     own = _cluster_pids(temp_dir)
-    return {pid: ppid for pid, (cmd, ppid) in _processes().items() if ppid in own and cmd.startswith("ray::run_item")}
+    return sorted(pid for pid, (cmd, ppid) in _processes().items() if ppid in own and cmd.startswith("ray::run_item"))
+
+
+def _node_ids(address: str) -> set[str]:
+    """Ids of the cluster's live nodes, read by a driver of its own (this process may hold another local Ray)."""
+    code = ("import json, ray; ray.init(address=%r, include_dashboard=False, log_to_driver=False); "
+            "print(json.dumps([n['NodeID'] for n in ray.nodes() if n['Alive']]))" % address)
+    proc = subprocess.run([sys.executable, "-c", code], env={**os.environ, **RAY_ENV}, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return set(json.loads(proc.stdout.strip().splitlines()[-1]))
 
 
 def test_cmdfd_on_two_nodes_survives_a_killed_worker(cluster, tmp_path):
@@ -141,15 +154,13 @@ def test_cmdfd_on_two_nodes_survives_a_killed_worker(cluster, tmp_path):
 
     driver = _generate(params_file, manifest, out, address, tmp_path)
     killed = None
-    nodes_busy: set[int] = set()  # raylets whose workers ran tasks
     try:
         deadline = time.monotonic() + 400
         while driver.poll() is None and time.monotonic() < deadline:
             workers = _task_workers(temp_dir)
-            nodes_busy |= set(workers.values())
             done = list((out / "cmdfd" / "done").glob("*.json")) if (out / "cmdfd" / "done").exists() else []
             if killed is None and done and workers:  # mid-run: some outputs written, more to come
-                pid = min(workers)
+                pid = workers[0]
                 os.kill(pid, signal.SIGKILL)
                 killed = (pid, len(done))
             time.sleep(0.1)
@@ -160,15 +171,22 @@ def test_cmdfd_on_two_nodes_survives_a_killed_worker(cluster, tmp_path):
     assert driver.returncode == 0, log[-3000:]
     assert killed is not None, f"no generate task was running to kill; driver log:\n{log[-2000:]}"
     assert killed[1] < len(expected)
-    assert len(nodes_busy) == 2, "both nodes should have run generate tasks"
     print(f"killed Ray worker {killed[0]} after {killed[1]} of {len(expected)} outputs\n{log[-600:]}")
 
-    fakes = read_clips(out / "cmdfd" / "manifest.parquet")
+    # The build carries its origin reals beside the fakes; the tasks made the fakes.
+    fakes = [c for c in read_clips(out / "cmdfd" / "manifest.parquet") if c.label == 1]
     failures = read_failures(out / "cmdfd" / "failures.parquet")
     keys = [c.key for c in fakes] + [f.key for f in failures]
     assert sorted(keys) == sorted(expected), "inputs != outputs + failures"  # each key exactly once
     # Only a worker death past the retries may fail a task; it must not fail anything else.
     assert all(f.error_type == "worker_died" for f in failures), failures
+    # Every output says which node computed it, and the work was spread over exactly the cluster's two nodes.
+    from pipeline.runner import provenance_path
+
+    ran_on = {c.key: json.loads(provenance_path(out / "cmdfd", c.key).read_text())["ray_node_id"] for c in fakes}
+    nodes = _node_ids(address)
+    assert len(nodes) == 2
+    assert set(ran_on.values()) == nodes, f"outputs came from nodes {sorted(set(ran_on.values()))}, cluster has {nodes}"
     media = sorted(p.relative_to(out / "cmdfd").as_posix() for p in (out / "cmdfd" / "media").rglob("*")
                    if p.is_file())
     assert media == sorted(c.path for c in fakes)  # no duplicate, partial or stray file
@@ -183,7 +201,7 @@ def test_cmdfd_on_two_nodes_survives_a_killed_worker(cluster, tmp_path):
     rerun = _generate(params_file, manifest, out, address, tmp_path)
     log2 = rerun.communicate(timeout=400)[0]
     assert rerun.returncode == 0, log2[-3000:]
-    again = read_clips(out / "cmdfd" / "manifest.parquet")
+    again = [c for c in read_clips(out / "cmdfd" / "manifest.parquet") if c.label == 1]
     assert sorted(c.key for c in again) == sorted(expected)
     assert not read_failures(out / "cmdfd" / "failures.parquet")
     assert all(before[c.key] == c.sha256 for c in again if c.key in before)

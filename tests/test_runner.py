@@ -1,8 +1,10 @@
 """The Ray stage runner on a real local Ray: resume, failures, retries, timeouts, accounting."""
+import json
+
 import pytest
 
 from pipeline.errors import AvdfError
-from pipeline.runner import run_stage
+from pipeline.runner import provenance_path, run_stage
 
 WORKER = "stage_workers:SquareWorker"
 
@@ -17,6 +19,18 @@ def test_runs_every_item_and_loads_the_worker_once_per_process(ray_session, tmp_
     assert res.computed == 8 and res.skipped == 0 and not res.failures
     per_pid = {r["pid"]: r["loads"] for r in res.rows}
     assert all(v == 1 for v in per_pid.values())  # constructor ran once in each worker process
+
+
+def test_each_item_records_the_ray_node_that_computed_it(ray_session, tmp_path):
+    res = run_stage("square", _items(3), WORKER, {}, tmp_path, progress=False)
+    nodes = {n["NodeID"] for n in ray_session.nodes() if n["Alive"]}
+    records = [json.loads(provenance_path(tmp_path, r["key"]).read_text()) for r in res.rows]
+    assert {r["ray_node_id"] for r in records} == nodes  # the one local node
+    assert [r["pid"] for r in records] == [r["pid"] for r in res.rows]  # the worker that ran it
+    # Node ids change with every Ray session, so the rows (which feed manifests) never carry them,
+    # and a rerun in another session still finds every item up to date.
+    assert not any("ray_node_id" in r for r in res.rows)
+    assert run_stage("square", _items(3), WORKER, {}, tmp_path, progress=False).skipped == 3
 
 
 def test_rerun_skips_done_items_and_recomputes_missing(ray_session, tmp_path):
