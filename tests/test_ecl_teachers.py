@@ -1,6 +1,8 @@
 """ECL's teachers: CTC training on a tiny synthetic set, posterior shapes, checkpoints, use by the detector."""
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -309,3 +311,63 @@ def test_teacher_learns_characters_from_transcripts_of_its_training_split(tmp_pa
     args.transcripts = None
     with pytest.raises(Exception, match="has a phone alignment"):
         run(args)
+
+
+REAL_SPEAKERS = [
+    "Hangz-nju-cuhk_Talking-Face_PC-AVS__misc_Audio_Source_00086.mp4",
+    "Hangz-nju-cuhk_Talking-Face_PC-AVS__misc_Audio_Source_00015.mp4",
+    "OpenTalker_video-retalking__examples_face_5.mp4",
+]
+
+
+@pytest.mark.realmedia
+def test_teachers_transcribe_and_learn_on_real_clips_and_serve_ecl(shared_media, ray_session, tmp_path):
+    """Real talking clips through the real pipeline (preprocess -> shard), transcribed by the packaged
+    Whisper-base, ASR and VSR teachers trained on their characters, loaded into ECL: posteriors."""
+    from detectors.ecl import ECL
+    from detectors.ecl.teachers import CHARACTERS, TeacherTrainParams, train_teacher_from_shards
+    from detectors.ecl.transcripts import transcribe_shards
+    from pipeline.clip import Clip
+    from pipeline.loaders import EvalLoader, SegmentSpec
+    from pipeline.loading.format import CLIPS_NAME
+    from pipeline.manifest import write_manifest
+    from pipeline.media import SAMPLES_PER_FRAME, decode_audio, decode_video, write_mp4
+    from pipeline.preprocess import PreprocessParams, preprocess_manifest
+    from pipeline.raycluster import RayParams
+    from pipeline.shards import write_shards
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    clips = []
+    for i, name in enumerate(REAL_SPEAKERS):  # the first 3 s of each: enough for a few words
+        src = shared_media / "real_talking" / name
+        write_mp4(corpus / f"real{i}.mp4", decode_video(src, num_frames=75),
+                  decode_audio(src, num_samples=75 * SAMPLES_PER_FRAME))
+        clips.append(Clip(key=f"real/s{i}", corpus="real", identity=f"s{i}", video_id=f"s{i}", path=f"real{i}.mp4"))
+    write_manifest(clips, corpus / "manifest.parquet")
+    pre = tmp_path / "pre"
+    preprocess_manifest(corpus / "manifest.parquet", pre, PreprocessParams(), RayParams())
+    shards = tmp_path / "shards"
+    write_shards(pre / "manifest.parquet", shards, progress=False)
+
+    words = transcribe_shards(shards, progress=False)
+    assert set(words) == {c.key for c in clips}
+    spoken = [w for ws in words.values() for w, _, _ in ws if any(ch.isalpha() for ch in w)]
+    assert len(spoken) >= 5, words  # words, not just numbers or punctuation
+    keys = sorted(words)
+    paths = {}
+    for modality in ("audio", "video"):
+        paths[modality] = tmp_path / f"{modality}.pt"
+        result = train_teacher_from_shards(
+            shards, shards / CLIPS_NAME, modality, paths[modality], num_frames=16,
+            params=TeacherTrainParams(epochs=2, batch_size=8), width=16, keys=keys,
+            provenance={"fold": "all-real"}, transcripts=words)
+        assert result["examples"] > 0 and all(math.isfinite(x) for x in result["ctc"])
+    model = ECL.from_preset("tiny", teacher_audio=str(paths["audio"]), teacher_video=str(paths["video"]))
+    assert all(set(t.trained_on["keys"]) <= set(keys) for t in model._teachers.values())
+    loader = EvalLoader(str(shards), SegmentSpec(num_frames=16, modalities=model.inputs.modalities), keys=keys)
+    batch = next(iter(loader))
+    posteriors = model.teacher_posteriors(batch["inputs"], 16)
+    for p in posteriors.values():
+        assert p.shape[1:] == (16, len(CHARACTERS)) and torch.isfinite(p).all()
+        torch.testing.assert_close(p.sum(-1), torch.ones(p.shape[:2]))
