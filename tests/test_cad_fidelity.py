@@ -2,6 +2,11 @@
 the 30 s Whisper window's padding, batch-1 BatchNorm under DDP, IDForge-v2's frame groups."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -99,3 +104,69 @@ def test_truncated_mel_pools_every_token() -> None:
         tokens = whisper_tokens(model.audio_encoder, whisper_mel(inputs, "truncated"))
         assert tokens.shape[1] == SEGMENT_TOKENS
         torch.testing.assert_close(out["x_a"], model.project_audio(tokens.mean(dim=1)))
+
+
+# --- 3. BatchNorm projectors (the paper preset) with one sample per rank -----------------------
+
+def test_batchnorm_projector_with_a_lone_sample_uses_running_statistics() -> None:
+    model = build(projector_norm="batch").train()
+    inputs = synthetic_inputs(model.inputs, LABELS[:1])
+    out = model(inputs)  # BatchNorm1d raises here ("Expected more than 1 value per channel")
+    loss = sum(model.loss(out, {"label": LABELS[:1]}).values())
+    loss.backward()
+    bn = model.projector_video.net[1]
+    # running statistics untouched (still the initial 0 / 1), and used: z = weight * x / sqrt(1 + eps) + bias
+    assert torch.equal(bn.running_mean, torch.zeros_like(bn.running_mean)) and int(bn.num_batches_tracked) == 0
+    hidden = model.projector_video.net[0](out["x_v"])
+    torch.testing.assert_close(bn(hidden), hidden / (1 + bn.eps) ** 0.5 * bn.weight + bn.bias)
+    assert bn.weight.grad is not None and bn.weight.grad.abs().sum() > 0
+
+
+def test_batchnorm_projector_matches_batchnorm_on_a_batch_of_two_or_more() -> None:
+    from detectors.modules.heads import GlobalBatchNorm1d
+
+    torch.manual_seed(0)
+    ours, reference = GlobalBatchNorm1d(6), torch.nn.BatchNorm1d(6)
+    x = torch.randn(4, 6)
+    torch.testing.assert_close(ours(x), reference(x))
+    torch.testing.assert_close(ours.running_var, reference.running_var)
+
+
+def _run(out: Path, mode: str, processes: int, port: int) -> dict[str, torch.Tensor]:
+    """``cad_ddp_train.py`` alone or under torchrun with ``processes`` gloo processes; rank 0's saved state."""
+    tests_dir = Path(__file__).parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tests_dir), os.environ.get("PYTHONPATH", "")])}
+    env.pop("WORLD_SIZE", None)
+    launch = [sys.executable] if processes == 1 else [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes), "--master_port", str(port)]
+    out.mkdir(parents=True, exist_ok=True)
+    run = subprocess.run([*launch, str(tests_dir / "cad_ddp_train.py"), str(out), mode], env=env,
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return torch.load(out / "final.pt")
+
+
+def test_global_batchnorm_over_two_ranks_of_one_sample_is_batchnorm_of_the_global_batch(tmp_path: Path) -> None:
+    got = _run(tmp_path / "bn", "bn", processes=2, port=29542)
+    # the reference: torch's BatchNorm1d on the 2-sample batch in one process (float64, as the script)
+    torch.manual_seed(0)
+    x_all, w_all = torch.randn(2, 6, dtype=torch.float64) * 0.1 + 3, torch.randn(2, 6, dtype=torch.float64)
+    bn = torch.nn.BatchNorm1d(6).double().train()
+    x = x_all.clone().requires_grad_(True)
+    y = bn(x)
+    (y * w_all).sum().backward()
+    expected = {"y": y.detach(), "x_grad": x.grad, "weight_grad": bn.weight.grad, "bias_grad": bn.bias.grad,
+                "running_mean": bn.running_mean, "running_var": bn.running_var}
+    for name, value in expected.items():
+        torch.testing.assert_close(got[name], value, rtol=1e-9, atol=1e-9, msg=name)
+
+
+def test_cad_trains_under_ddp_with_one_sample_per_rank_like_one_process_with_two(tmp_path: Path) -> None:
+    single = _run(tmp_path / "single", "cad", processes=1, port=0)
+    distributed = _run(tmp_path / "ddp", "cad", processes=2, port=29541)  # BatchNorm1d raised here
+    assert int(single["projector_video.net.1.num_batches_tracked"]) > 0  # batch statistics, not the lone-sample path
+    assert int(distributed["projector_video.net.1.num_batches_tracked"]) > 0
+    # BatchNorm over a global batch of 2 divides by the spread of two samples, which amplifies
+    # float32 rounding (the float64 test above is exact); the two SGD steps move weights by ~1e-3.
+    for name, value in single.items():
+        torch.testing.assert_close(distributed[name], value, rtol=1e-3, atol=1e-4, msg=name)
