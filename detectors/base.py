@@ -36,6 +36,9 @@ class InputSpec:
     # RGB face side the model consumes; the loader resizes (area-averaged) so that
     # detectors never interpolate full-size frames themselves. None: as stored (224 px).
     face_size: int | None = None
+    # "consecutive" (num_frames consecutive frames) | "groups" (IDForge-v2's 4 evenly spaced runs
+    # of num_frames/4 frames over the whole clip, each with its own 640 samples; pipeline SegmentSpec).
+    frame_sampling: str = "consecutive"
 
     def __post_init__(self) -> None:
         unknown = set(self.modalities) - set(MODALITIES)
@@ -45,6 +48,8 @@ class InputSpec:
             raise ValueError("'mel' in modalities and InputSpec.mel must be set together")
         if self.face_size is not None and self.face_size < 8:
             raise ValueError(f"InputSpec.face_size must be >= 8 px, got {self.face_size}")
+        if self.frame_sampling not in ("consecutive", "groups"):
+            raise ValueError(f"InputSpec.frame_sampling must be 'consecutive' or 'groups', got {self.frame_sampling!r}")
 
 
 class Detector(nn.Module):

@@ -45,6 +45,9 @@ from pipeline.errors import ConfigError
 @dataclass
 class CADConfig:
     num_frames: int = 16
+    # consecutive (16 frames = 0.64 s, "preserving temporal continuity", Sec. 4.1) | groups
+    # (IDForge-v2's 4 evenly spaced runs of 4 frames over the clip; docs/detectors/cad.md)
+    frame_sampling: str = "consecutive"
     image_size: int = 224
     mel: str = "whisper30"  # whisper30 (paper: "aligned with Whisper's 30-second feature extraction") | truncated
     clip_arch: str = "ViT-B/16"  # ViT-B/16 | ViT-B/32 | tiny
@@ -99,6 +102,8 @@ class CAD(Detector):
         c = config
         if c.mel not in MEL_MODES:
             raise ConfigError(f"cad: mel must be one of {MEL_MODES}, got {c.mel!r}")
+        if c.frame_sampling not in ("consecutive", "groups"):
+            raise ConfigError(f"cad: frame_sampling must be consecutive or groups, got {c.frame_sampling!r}")
         if c.distillation not in ("simsiam", "kl", "none"):
             raise ConfigError(f"cad: distillation must be simsiam, kl or none, got {c.distillation!r}")
         from detectors.backbones.lora import apply_lora
@@ -146,9 +151,11 @@ class CAD(Detector):
 
     @property
     def inputs(self) -> InputSpec:
-        if self.config.only_video:
-            return InputSpec(("face",), self.config.num_frames, face_size=self.config.image_size)
-        return InputSpec(("face", "mel"), self.config.num_frames, mel=self.config.mel, face_size=self.config.image_size)
+        c = self.config
+        if c.only_video:
+            return InputSpec(("face",), c.num_frames, face_size=c.image_size, frame_sampling=c.frame_sampling)
+        return InputSpec(("face", "mel"), c.num_frames, mel=c.mel, face_size=c.image_size,
+                         frame_sampling=c.frame_sampling)
 
     def train(self, mode: bool = True) -> "CAD":
         super().train(mode)

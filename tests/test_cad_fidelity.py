@@ -170,3 +170,61 @@ def test_cad_trains_under_ddp_with_one_sample_per_rank_like_one_process_with_two
     # float32 rounding (the float64 test above is exact); the two SGD steps move weights by ~1e-3.
     for name, value in single.items():
         torch.testing.assert_close(distributed[name], value, rtol=1e-3, atol=1e-4, msg=name)
+
+
+# --- 4. IDForge-v2's frame groups on ordinary clips ----------------------------------------------
+
+GROUP_CLIPS = [
+    {"key": "studio/id01-u1", "num_frames": 70},
+    {"key": "studio/id02-u1", "num_frames": 35, "video_fake": True},
+    {"key": "studio/id03-u1", "num_frames": 10},  # shorter than 16 frames: runs overlap
+]
+# np.linspace(0, n - 4, 4).round(), worked by hand: 70 -> 0, 22, 44, 66; 35 -> 0, 10.33, 20.67, 31; 10 -> 0, 2, 4, 6
+GROUP_STARTS = {"studio/id01-u1": (0, 22, 44, 66), "studio/id02-u1": (0, 10, 21, 31), "studio/id03-u1": (0, 2, 4, 6)}
+
+
+@pytest.fixture(scope="module")
+def group_shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from pipeline.loading.synthetic import write_synthetic_corpus
+    from pipeline.shards import CropSizes, ShardParams, write_shards
+
+    root = tmp_path_factory.mktemp("groups")
+    sizes = (24, 16, 12)
+    manifest = write_synthetic_corpus(root / "pre", GROUP_CLIPS, sizes=sizes)
+    result = write_shards(manifest, root / "shards", ShardParams(max_samples_per_shard=2), CropSizes(*sizes),
+                          progress=False)
+    assert not result.failures
+    return root / "shards"
+
+
+def test_cad_asks_for_frame_groups_and_the_loaders_give_them(group_shards: Path) -> None:
+    from pipeline.loaders import EvalLoader, SegmentSpec, TrainLoader
+
+    spec = CAD.from_preset("tiny", frame_sampling="groups").inputs
+    assert spec.frame_sampling == "groups"
+    segment_spec = SegmentSpec(num_frames=16, modalities=("face", "audio"), frame_sampling="groups")
+    for loader in (EvalLoader(group_shards, segment_spec, batch_size=2),
+                   TrainLoader(group_shards, segment_spec, batch_size=2, segments_per_epoch=6)):
+        seen = 0
+        for batch in loader:
+            face, audio = batch["inputs"]["face"], batch["inputs"]["audio"]
+            assert face.shape[1] == 16 and audio.shape[1] == 16 * 640
+            for b, key in enumerate(batch["meta"]["key"]):
+                frames = [s + j for s in GROUP_STARTS[key] for j in range(4)]
+                assert batch["meta"]["start"][b] == 0
+                # the synthetic corpus: frame t is an image of value t, its 640 audio samples have value t
+                for i, t in enumerate(frames):
+                    assert torch.all(face[b, i] == t), (key, i, t)
+                    assert torch.all(audio[b, 640 * i : 640 * (i + 1)] == t), (key, i, t)
+                seen += 1
+        assert seen == (3 if isinstance(loader, EvalLoader) else 6)  # groups: one evaluation segment per clip
+
+
+def test_consecutive_frames_stay_the_default() -> None:
+    from pipeline.loaders import SegmentSpec
+
+    # the paper preset keeps the config default (building it would need ViT-B/16 and Whisper-small)
+    assert "frame_sampling" not in CAD.PRESETS["paper"] and CAD.Config().frame_sampling == "consecutive"
+    assert SegmentSpec().frame_sampling == "consecutive"
+    with pytest.raises(ValueError, match="divisible"):
+        SegmentSpec(num_frames=10, frame_sampling="groups")

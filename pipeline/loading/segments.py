@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pipeline.audio_features import log_mel
+from pipeline.frame_folders import GROUPS, group_frame_indices
 
 if TYPE_CHECKING:
     import torch
@@ -22,6 +23,10 @@ SAMPLES_PER_FRAME = 640
 FRAME_MODALITIES = ("face", "face_gray", "mouth", "landmarks", "face_found")
 MODALITIES = FRAME_MODALITIES + ("audio",)
 MEL_MODES = ("whisper30", "truncated")
+# "consecutive": num_frames consecutive frames from a start frame (0.64 s at 16 frames);
+# "groups": IDForge-v2's layout (pipeline.frame_folders): 4 runs of num_frames/4 consecutive
+# frames at evenly spaced starts over the whole clip, each frame with its own 640 samples.
+FRAME_SAMPLINGS = ("consecutive", "groups")
 TARGETS = ("label", "video_fake", "audio_fake")
 
 
@@ -42,6 +47,9 @@ class SegmentSpec:
     data between loader workers; detectors can normalise on their device).
     ``face_size``: RGB faces resized to this side in the loader (area averaging when
     shrinking, bicubic when growing); ``None`` keeps the stored size.
+    ``frame_sampling``: ``"consecutive"`` (segments of consecutive frames) or ``"groups"``
+    (one segment per clip: ``frame_folders.group_frame_indices`` over the whole clip, the
+    audio of each kept frame concatenated; ``hop`` does not apply).
     """
 
     num_frames: int = 16
@@ -51,6 +59,7 @@ class SegmentSpec:
     n_mels: int = 80
     face_float: bool = False
     face_size: int | None = None
+    frame_sampling: str = "consecutive"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "modalities", tuple(self.modalities))
@@ -65,6 +74,11 @@ class SegmentSpec:
             raise ValueError(f"SegmentSpec: face_size must be >= 1, got {self.face_size}")
         if self.num_frames < 1 or (self.hop is not None and self.hop < 1):
             raise ValueError(f"SegmentSpec: num_frames and hop must be >= 1, got {self.num_frames}, {self.hop}")
+        if self.frame_sampling not in FRAME_SAMPLINGS:
+            raise ValueError(f"SegmentSpec: frame_sampling must be one of {FRAME_SAMPLINGS}, got {self.frame_sampling!r}")
+        if self.frame_sampling == "groups" and self.num_frames % GROUPS:
+            raise ValueError(f"SegmentSpec: frame_sampling='groups' needs num_frames divisible by {GROUPS}, "
+                             f"got {self.num_frames}")
 
     @property
     def num_samples(self) -> int:
@@ -82,13 +96,22 @@ class SegmentSpec:
         return tuple(names)
 
     def eval_starts(self, num_frames: int) -> list[int]:
-        """Start frames of the evaluation segments: every full segment at ``stride``; one for a short clip."""
-        if num_frames <= self.num_frames:
+        """Start frames of the evaluation segments: every full segment at ``stride``; one for a short clip
+        (and one per clip with ``groups``, which spans the whole clip)."""
+        if num_frames <= self.num_frames or self.frame_sampling == "groups":
             return [0]
         return list(range(0, num_frames - self.num_frames + 1, self.stride))
 
     def max_start(self, num_frames: int) -> int:
+        if self.frame_sampling == "groups":
+            return 0
         return max(0, num_frames - self.num_frames)
+
+    def frame_indices(self, start: int, clip_frames: int) -> list[int] | None:
+        """The clip's frame numbers a segment holds with ``groups`` (``None``: ``num_frames`` from ``start``)."""
+        if self.frame_sampling != "groups":
+            return None
+        return group_frame_indices(clip_frames, GROUPS, self.num_frames // GROUPS)
 
 
 @dataclass
@@ -114,15 +137,21 @@ def make_segment(clip: DecodedClip, start: int, spec: SegmentSpec, segment: int)
     import torch
 
     length = spec.num_frames
+    indices = spec.frame_indices(start, clip.num_frames)
     inputs: dict[str, torch.Tensor] = {}
     audio = None
     if "audio" in clip.arrays:
-        audio = _window(clip.arrays["audio"], start * SAMPLES_PER_FRAME, spec.num_samples)
+        if indices is None:
+            audio = _window(clip.arrays["audio"], start * SAMPLES_PER_FRAME, spec.num_samples)
+        else:  # each kept frame brings its own 640 samples, as frame_folders.read_frame_folder does
+            audio = np.concatenate([_window(clip.arrays["audio"], i * SAMPLES_PER_FRAME, SAMPLES_PER_FRAME)
+                                    for i in indices])
     for name in spec.modalities:
         if name == "audio":
             inputs["audio"] = torch.from_numpy(audio)
             continue
-        window = _window(clip.arrays[name], start, length)
+        # fancy indexing copies, so the segment never keeps the memory-mapped clip alive
+        window = _window(clip.arrays[name], start, length) if indices is None else np.asarray(clip.arrays[name][indices])
         if name == "face" and spec.face_size and window.shape[1:3] != (spec.face_size, spec.face_size):
             window = resize_frames(window, spec.face_size)
         frames = torch.from_numpy(window)
