@@ -2,7 +2,7 @@
 
 Optimiser and schedule from config, AMP on CUDA, gradient clipping,
 checkpoints that carry the detector config, train params, git hash and data
-hash; exact resume after a kill (at epoch boundaries, RNG states included);
+hash; exact resume after a kill (at epoch boundaries; every epoch reseeds its RNGs);
 model selection and early stopping on the validation split only; per-epoch
 metrics in DVC-friendly JSON; DDP when launched with ``torchrun``.
 
@@ -78,19 +78,21 @@ def git_hash() -> str | None:
 
 
 def seed_everything(seed: int) -> None:
+    """Seed every RNG training touches (Python, NumPy, torch on CPU and every CUDA device) and ask torch
+    for deterministic kernels, so a rerun on the same machine gives the same checkpoint bytes."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS needs it for deterministic GEMMs
+    # warn_only: an op without a deterministic kernel warns (naming itself) instead of failing a long run
+    torch.use_deterministic_algorithms(True, warn_only=True)
 
 
-def _rng_state() -> dict[str, Any]:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of one epoch's random streams, derived from the run's seed."""
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
 
 
 def build_optimizer(params: Iterable[nn.Parameter], p: LoopParams) -> torch.optim.Optimizer:
@@ -271,7 +273,6 @@ def fit(
         model.load_state_dict(ckpt["state_dict"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scaler.load_state_dict(ckpt["scaler"])
-        _set_rng_state(ckpt["rng"])
         start_epoch, best, best_epoch, stale = ckpt["epoch"] + 1, ckpt["best"], ckpt["best_epoch"], ckpt["stale"]
         history = ckpt["history"]
         if ctx.is_main:
@@ -281,6 +282,9 @@ def fit(
     for epoch in range(start_epoch, params.epochs):
         if params.early_stop_patience is not None and stale >= params.early_stop_patience:
             break
+        # Each epoch reseeds every RNG from (seed, epoch): a resumed run continues exactly, and draws made
+        # outside training (a library seeding itself on first import) cannot shift the epochs after them.
+        seed_everything(epoch_seed(params.seed, epoch))
         for group in optimizer.param_groups:
             group["lr"] = params.lr * lr_factor(epoch, params)
         train_model.train()
@@ -312,10 +316,11 @@ def fit(
             bar.set_postfix(loss=f"{sums['total'] / steps:.4f}")
         if steps == 0:
             raise AvdfError(f"{model.name}: the training split gave no batches")
+        # No wall-clock figure goes into history or metrics: a rerun with the same seed writes the same bytes.
+        epoch_seconds = time.perf_counter() - t0
         record: dict[str, Any] = {
             "epoch": epoch + 1,
             "lr": optimizer.param_groups[0]["lr"],
-            "seconds": round(time.perf_counter() - t0, 3),
             **{f"train_{k}": v / steps for k, v in sums.items()},
         }
         val = evaluate(model, source.validation(), device)
@@ -339,7 +344,7 @@ def fit(
             write_json_atomic(out_dir / "history.json", history)
             log.info(
                 f"{model.name} epoch {epoch + 1}: train loss {record['train_total']:.4f}, "
-                f"val {metric} {value:.4f} (best {best:.4f} at epoch {best_epoch})"
+                f"val {metric} {value:.4f} (best {best:.4f} at epoch {best_epoch}), {epoch_seconds:.1f} s"
             )
         if on_epoch_end is not None:
             on_epoch_end(epoch)
@@ -350,11 +355,10 @@ def fit(
         "best_epoch": best_epoch,
         f"best_val_{history[-1].get('selected_on', params.select_metric) if history else params.select_metric}": best,
         "last": history[-1] if history else None,
-        "seconds": round(time.perf_counter() - t_start, 3),
     }
     if ctx.is_main:
         write_json_atomic(out_dir / "metrics.json", metrics)
-    return metrics
+    return {**metrics, "seconds": round(time.perf_counter() - t_start, 3)}
 
 
 def _save(path: Path, model: Detector, optimizer: Any, scaler: Any, identity: dict[str, Any], params: LoopParams,
@@ -364,7 +368,6 @@ def _save(path: Path, model: Detector, optimizer: Any, scaler: Any, identity: di
         "state_dict": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scaler": scaler.state_dict(),
-        "rng": _rng_state(),
         "loop_params": asdict(params),
         "epoch": epoch,
         "best": best,
@@ -374,7 +377,7 @@ def _save(path: Path, model: Detector, optimizer: Any, scaler: Any, identity: di
         "git_hash": git_hash(),
         "torch": torch.__version__,
     }
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(state, f)  # a file object: torch names the archive's root after a path's (random) stem
 
 

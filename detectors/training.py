@@ -289,16 +289,18 @@ def train_fold(detector_name: str, fold: Any, identity: dict[str, Any], shard_di
     """Train on ``fold.train``, select on ``fold.val``; ``identity`` (protocol, fold) goes into the
     checkpoints and train.json. ``{protocol}``/``{fold}`` in the detector's configured strings
     name this run's own files."""
-    from detectors.loop import DistributedContext, fit
+    from detectors.loop import DistributedContext, fit, seed_everything
+    from detectors.registry import DETECTORS
     from pipeline.atomic import write_json_atomic
 
     preset = preset or params.preset
     protocol = identity.get("protocol", {}).get("name", "")
     overrides = fill_run_placeholders(params.detector_config.get(detector_name, {}), protocol, fold.name)
+    effective = effective_loop(DETECTORS.get(detector_name), params, preset)
+    loop = effective.params
+    seed_everything(loop.seed)  # before building: the initial weights are part of what the seed fixes
     model = build_detector(detector_name, preset, overrides, ablation)
     check_fitted_on(model, fold)
-    effective = effective_loop(model, params, preset)
-    loop = effective.params
     if DistributedContext.from_env().is_main:
         log.info(effective.describe(model.name, preset))
     source = ShardBatchSource(shard_dir, input_spec_to_segments(model.inputs), fold.train, fold.val,
