@@ -94,7 +94,7 @@ class CAD(Detector):
         "w/o distillation": {"distillation": "none"},
         "SimSiam -> KL": {"distillation": "kl"},
     }
-    # The paper gives no optimiser; these are the loop defaults the training CLI merges.
+    # The paper states no training setting: all of these are avdf's choices (TRAIN_FROM_PAPER is empty).
     TRAIN: ClassVar[dict[str, Any]] = {"optimizer": "adamw", "lr": 1e-4, "epochs": 15, "batch_size": 8}
 
     def __init__(self, config: CADConfig) -> None:

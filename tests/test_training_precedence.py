@@ -31,8 +31,11 @@ def test_the_paper_preset_runs_each_papers_schedule_with_the_repositorys_params(
     assert avprompt.optimizer == "adam" and avprompt.epochs == 15
     assert _lrs(avprompt) == pytest.approx([1e-4] * 12 + [1e-5] * 3)
     # ECL: "The initial learning rate is set to 10^-4, and it is decreased by 5% for every epoch."
-    ecl = effective_loop(ECL, params, "paper").params
-    assert _lrs(ecl) == pytest.approx([1e-4 * 0.95**e for e in range(ecl.epochs)])
+    ecl = effective_loop(ECL, params, "paper")
+    assert _lrs(ecl.params) == pytest.approx([1e-4 * 0.95**e for e in range(ecl.params.epochs)])
+    assert ecl.sources["lr"] == ecl.sources["schedule.gamma"] == "ecl's paper"
+    assert ecl.sources["epochs"] == "ecl.TRAIN (avdf's choice; the paper is silent)"
+    assert effective_loop(AVPrompt, params, "paper").sources["batch_size"] == "avprompt.TRAIN (avdf's choice; the paper is silent)"
     # CAD states no training settings: its own choices run, not the studio's train.loop
     cad = effective_loop(CAD, params, "paper")
     for key in ("optimizer", "lr", "epochs", "batch_size"):
