@@ -67,6 +67,7 @@ def input_spec_to_segments(spec: Any) -> Any:
         modalities=tuple(m for m in spec.modalities if m != "mel") or ("audio",),
         mel=spec.mel,
         face_size=getattr(spec, "face_size", None),
+        frame_sampling=getattr(spec, "frame_sampling", "consecutive"),
     )
 
 

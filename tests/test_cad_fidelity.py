@@ -200,8 +200,11 @@ def group_shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_cad_asks_for_frame_groups_and_the_loaders_give_them(group_shards: Path) -> None:
     from pipeline.loaders import EvalLoader, SegmentSpec, TrainLoader
 
+    from detectors.training import input_spec_to_segments
+
     spec = CAD.from_preset("tiny", frame_sampling="groups").inputs
     assert spec.frame_sampling == "groups"
+    assert input_spec_to_segments(spec).frame_sampling == "groups"  # what avdf train/evaluate/detect hand the loaders
     segment_spec = SegmentSpec(num_frames=16, modalities=("face", "audio"), frame_sampling="groups")
     for loader in (EvalLoader(group_shards, segment_spec, batch_size=2),
                    TrainLoader(group_shards, segment_spec, batch_size=2, segments_per_epoch=6)):
