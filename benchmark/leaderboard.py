@@ -416,12 +416,12 @@ def write_leaderboard(
     Everything is rendered in memory before the first file is written.
     """
     from benchmark.leaderboard_page import render_html
-    from benchmark.results import utc_now
+    from benchmark.results import build_time
 
     entries = load_entries(find_results(inputs))
     board = Board(entries, n_bootstrap=n_bootstrap, seed=seed)
     tables = build_tables(board)
-    created = utc_now()
+    created = build_time()
     docs = {
         "leaderboard.md": render_markdown(tables, title, len(entries), created),
         "leaderboard.csv": render_csv(tables),

@@ -13,7 +13,7 @@ drawn. Schema
     fold        a fold of the protocol ("main" for single-fold protocols)
     data_hash   hash of the test set (keys, labels, categories, media hashes) unless given
     git_hash    commit of the code that scored it (null outside a checkout)
-    created     UTC ISO-8601 time
+    created     UTC ISO-8601 time (reproducible: the code's commit time, see ``build_time``)
     metrics     benchmark.metrics.evaluate_scores output (threshold, overall,
                 per_category, category_mean, each with bootstrap CIs) plus
                 ``averages``: the protocol's averages computable inside this fold
@@ -117,7 +117,28 @@ def git_commit(cwd: str | Path | None = None) -> str | None:
 
 
 def utc_now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    return _iso(_dt.datetime.now(_dt.timezone.utc))
+
+
+def _iso(when: _dt.datetime) -> str:
+    return when.astimezone(_dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def build_time(cwd: str | Path | None = None) -> str:
+    """When an output was made, reproducibly: ``SOURCE_DATE_EPOCH`` (the reproducible-builds
+    convention) when set, else the commit time of the code that made it, else now. A rerun of a
+    stage on the same commit writes the same bytes, so DVC sees no change where there is none."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch:
+        return _iso(_dt.datetime.fromtimestamp(int(epoch), _dt.timezone.utc))
+    where = Path(cwd) if cwd is not None else Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "log", "-1", "--format=%ct"], cwd=where, capture_output=True, text=True,
+                             timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return utc_now()
+    stamp = out.stdout.strip()
+    return _iso(_dt.datetime.fromtimestamp(int(stamp), _dt.timezone.utc)) if out.returncode == 0 and stamp.isdigit() else utc_now()
 
 
 def protocol_snapshot(protocol: Protocol) -> dict[str, Any]:
@@ -410,7 +431,7 @@ def make_result(
         "fold": fold,
         "data_hash": data_hash,
         "git_hash": git_commit() if git_hash is True else (git_hash or None),
-        "created": created or utc_now(),
+        "created": created or build_time(),
         "metrics": dict(metrics),
         "scores": dict(scores) if scores is not None else None,
         "extra": dict(extra or {}),

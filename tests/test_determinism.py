@@ -1,5 +1,7 @@
 """Same seed, same bytes: rerunning `avdf train` on the same machine writes identical checkpoints,
 metrics and histories, so DVC never reports noise as a change."""
+import time
+
 import pytest
 
 from benchmark.train import train
@@ -30,3 +32,19 @@ def test_a_rerun_with_the_same_seed_writes_the_same_bytes(shards, tmp_path, dete
         train(detector, "studio-intra-random", shards, tmp_path / run, params)
     differ = [name for name in OUTPUTS if (tmp_path / "a" / name).read_bytes() != (tmp_path / "b" / name).read_bytes()]
     assert not differ, f"a rerun with the same seed changed {differ}"
+
+
+def test_evaluating_twice_writes_the_same_bytes(shards, tmp_path):
+    """No wall-clock time in a result: ``created`` is the code's commit time (or SOURCE_DATE_EPOCH)."""
+    from benchmark.evaluate import EvaluateParams, evaluate_checkpoint
+
+    params = TrainParams(loop={"epochs": 1, "batch_size": 4}, segments_per_epoch=8,
+                         detector_config={"video-baseline": {"frame_size": 32, "width": 8, "depth": 2}})
+    train("video-baseline", "studio-intra-random", shards, tmp_path / "run", params)
+    for out in ("a", "b"):
+        evaluate_checkpoint(tmp_path / "run" / "best.pt", shards, tmp_path / out, EvaluateParams(bootstrap=50))
+        time.sleep(1.1)  # a result stamped with the clock (to the second) would now differ
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
+    assert files
+    differ = [str(f) for f in files if (tmp_path / "a" / f).read_bytes() != (tmp_path / "b" / f).read_bytes()]
+    assert not differ, f"evaluating the same checkpoint again changed {differ}"
