@@ -35,22 +35,47 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line, or with ``only`` the arguments of that one subcommand.
+
+    Every subcommand is listed either way (``avdf --help`` needs only the names
+    and help lines above); ``only`` imports just the module that runs, so that
+    ``avdf detect`` does not pay for importing every stage's dependencies
+    (torch, Ray, pyarrow, whisper ...) to build parsers it never uses.
+    """
     parser = argparse.ArgumentParser(
         prog="avdf", description="Audio-visual deepfake detection: data pipeline and benchmark suite."
     )
-    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks and third-party logs")
     parser.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(_module=module)
-        importlib.import_module(module).add_arguments(p)
+        if only is None or name == only:
+            importlib.import_module(module).add_arguments(p)
     return parser
 
 
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The subcommand named on the command line (the first word that is one, past the global options)."""
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--params":
+            skip = True  # its value, which could be spelled like a command
+        elif arg in COMMANDS:
+            return arg
+        elif not arg.startswith("-"):
+            return None  # not a command: let argparse report it
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # No command on the line (``avdf --help``, a typo): every parser is cheap to list, none is built.
+    parser = build_parser(only=_command_in(argv) or "")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, format="%(message)s")
     try:

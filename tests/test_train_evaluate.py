@@ -205,6 +205,36 @@ def test_detect_cli_bad_video_is_one_line(trained, make_clip):
     assert "pattern.mp4" in out.stderr and "face" in out.stderr
 
 
+@pytest.mark.realmedia
+def test_detect_cli_stderr_is_clean_and_debug_shows_native_logs(trained, shared_media, tmp_path):
+    """A user sees the JSON and nothing else: the face detector's native (TensorFlow Lite, absl)
+    log lines never reach stderr, unless ``--debug`` asks for everything."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from pipeline.media import SAMPLES_PER_FRAME, decode_audio, decode_video, write_mp4
+
+    src = shared_media / "real_talking" / "Hangz-nju-cuhk_Talking-Face_PC-AVS__misc_Audio_Source_00086.mp4"
+    clip = write_mp4(tmp_path / "clip.mp4", decode_video(src, num_frames=40),
+                     decode_audio(src, num_samples=40 * SAMPLES_PER_FRAME))
+    avdf = Path(sys.executable).parent / "avdf"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
+
+    def detect(*flags: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(avdf), *flags, "detect", str(clip), "--checkpoint", str(trained / "best.pt"),
+                               "--json"], capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+
+    out = detect()
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["segments"] == 2
+    assert out.stderr == "", f"third-party lines on stderr:\n{out.stderr}"
+    debug = detect("--debug")
+    assert debug.returncode == 0 and json.loads(debug.stdout)["segments"] == 2
+    assert "TensorFlow Lite" in debug.stderr  # mediapipe's own start-up line, shown again
+
+
 def test_readme_plugin_detector_is_ranked_end_to_end(shards, tmp_path):
     """The README's worked example, as a user would run it: a temporary package, the CLI, the leaderboard."""
     import os
