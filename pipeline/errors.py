@@ -15,6 +15,10 @@ class MediaError(AvdfError):
         self.error_type = error_type
         super().__init__(f"{self.path}: {problem}")
 
+    def __reduce__(self) -> tuple:
+        # Rebuilt from its own fields when it crosses a process boundary (``avdf detect``'s child).
+        return type(self), (self.path, self.problem, self.error_type)
+
 
 class ManifestError(AvdfError):
     """A manifest whose columns or values break the Clip contract."""

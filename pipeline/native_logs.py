@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import select
 import sys
 import threading
 from collections.abc import Iterator
@@ -49,12 +50,25 @@ def filtered_stderr(enabled: bool = True) -> Iterator[None]:
     sys.stderr.flush()
     real = os.dup(2)
     read_end, write_end = os.pipe()
+    stop_r, stop_w = os.pipe()
     os.dup2(write_end, 2)
     os.close(write_end)
+    os.set_blocking(read_end, False)
 
     def forward() -> None:
         pending = b""
-        while chunk := os.read(read_end, 65536):
+        stopping = False
+        while True:
+            ready, _, _ = select.select([read_end, stop_r], [], [])
+            stopping = stopping or stop_r in ready
+            try:
+                chunk = os.read(read_end, 65536)
+            except BlockingIOError:  # nothing left: done once told to stop
+                if stopping:
+                    break
+                continue
+            if not chunk:  # every writer is gone
+                break
             pending += chunk
             *lines, pending = pending.split(b"\n")
             out = b"".join(line + b"\n" for line in lines if not is_native_noise(line))
@@ -62,7 +76,6 @@ def filtered_stderr(enabled: bool = True) -> Iterator[None]:
                 os.write(real, out)
         if pending and not is_native_noise(pending):
             os.write(real, pending)
-        os.close(read_end)
 
     thread = threading.Thread(target=forward, name="avdf-stderr-filter", daemon=True)
     thread.start()
@@ -70,8 +83,11 @@ def filtered_stderr(enabled: bool = True) -> Iterator[None]:
         yield
     finally:
         sys.stderr.flush()
-        os.dup2(real, 2)  # closes this process's last write end of the pipe: the thread reads to EOF
-        # A child that inherited the pipe and still runs (it should not) would hold EOF off: wait a bounded time.
+        os.dup2(real, 2)
+        # Children (ffmpeg, a multiprocessing helper) may still hold the pipe open, so the thread is not
+        # left waiting for end-of-file: it forwards what is already written, then stops.
+        os.write(stop_w, b"x")
         thread.join(timeout=5.0)
-        if not thread.is_alive():
-            os.close(real)
+        if not thread.is_alive():  # (else leave its descriptors open rather than pull them from under it)
+            for fd in (stop_r, stop_w, read_end, real):
+                os.close(fd)

@@ -80,3 +80,18 @@ def test_preprocess_takes_manifests_listed_or_repeated():
     args = build_parser().parse_args(["preprocess", "--manifest", "a.parquet", "--manifest", "b.parquet",
                                       "c.parquet", "--out", "o"])
     assert args.manifest == [Path("a.parquet"), Path("b.parquet"), Path("c.parquet")]
+
+
+def test_a_command_builds_only_its_own_parser():
+    """`avdf detect` must not import every stage's stack (torch, Ray, pyarrow) just to parse its arguments."""
+    code = ("import sys; from benchmark.cli import main; import benchmark.cli as cli; "
+            "cli.build_parser(only=cli._command_in(['--params', 'train', 'detect', 'v.mp4'])); "
+            "print(sorted(m for m in ('torch', 'ray', 'pyarrow', 'transformers', 'benchmark.train') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_detect_help_names_its_arguments():
+    out = avdf("detect", "--help")
+    assert out.returncode == 0 and "--checkpoint" in out.stdout

@@ -14,6 +14,7 @@ BENCHES: dict[str, str] = {
     "generators": "benchmark.perf.generators",
     "loader": "benchmark.perf.loader",
     "preprocess": "benchmark.perf.preprocess",
+    "detect": "benchmark.perf.detect",
 }
 
 
