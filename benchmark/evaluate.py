@@ -33,6 +33,7 @@ class EvaluateParams:
     batch_size: int = 16
     num_workers: int = 0
     device: str = "auto"
+    jobs: int | None = None  # a detector's runs scored side by side; None: one per core (1 on a GPU)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -179,35 +180,45 @@ def checkpoints_under(folder: Path) -> list[Path]:
     return found
 
 
-def run(args: argparse.Namespace) -> int:
+def evaluate_run(checkpoint: Path, shard_dir: Path, out: Path, params: EvaluateParams, detector: str | None,
+                 protocol: str | None, fold: str | None) -> tuple[dict[str, Any], list[str]]:
+    """Score one run: -> ({fold: summary metrics or {"skipped": why}}, printed lines). Module-level:
+    parallel workers call it."""
     import json
 
+    per_fold: dict[str, Any] = {}
+    skipped: dict[str, str] = {}
+    lines = []
+    for path in evaluate_checkpoint(checkpoint, shard_dir, out, params, detector, protocol, fold, skipped):
+        result = json.loads(path.read_text())
+        overall = result["metrics"].get("overall", {})
+        per_fold[result["fold"]] = {k: overall.get(k) for k in SUMMARY_METRICS}
+        shown = ", ".join(f"{k.upper()} {overall[k]:.3f}" if overall.get(k) is not None else f"{k.upper()} n/a"
+                          for k in SUMMARY_METRICS)
+        lines.append(f"evaluate {result['protocol']['name']} fold {result['fold']}: {shown} -> {path}")
+    return per_fold | {f: {"skipped": reason} for f, reason in skipped.items()}, lines  # logged when skipped
+
+
+def run(args: argparse.Namespace) -> int:
+    from benchmark.parallel_runs import plan_jobs, run_all
     from pipeline.atomic import write_json_atomic
 
     params_path = args.params if Path(args.params).exists() else None
     params: EvaluateParams = load_section("evaluate", params_path)
     if args.checkpoint.is_dir():
-        # One process for all of a detector's runs: backbones are imported and built once.
+        # One stage for all of a detector's runs, scored side by side (evaluate.jobs).
         runs = {ckpt.parent.relative_to(args.checkpoint).as_posix(): ckpt for ckpt in checkpoints_under(args.checkpoint)}
     else:
         runs = {"": args.checkpoint}
-    summary: dict[str, Any] = {}
-    for name, checkpoint in runs.items():
-        per_fold: dict[str, Any] = {}
-        skipped: dict[str, str] = {}
-        for path in evaluate_checkpoint(checkpoint, args.data, args.out / name, params, args.detector,
-                                        args.protocol, args.fold, skipped):
-            result = json.loads(path.read_text())
-            overall = result["metrics"].get("overall", {})
-            per_fold[result["fold"]] = {k: overall.get(k) for k in SUMMARY_METRICS}
-            shown = ", ".join(f"{k.upper()} {overall[k]:.3f}" if overall.get(k) is not None else f"{k.upper()} n/a"
-                              for k in SUMMARY_METRICS)
-            print(f"evaluate {result['protocol']['name']} fold {result['fold']}: {shown} -> {path}")
-        per_fold |= {fold: {"skipped": reason} for fold, reason in skipped.items()}  # logged when skipped
-        if name:
-            summary[name] = per_fold
-        else:
-            summary = per_fold
+    jobs = [(ckpt, args.data, args.out / name, params, args.detector, args.protocol, args.fold)
+            for name, ckpt in runs.items()]
+    plan = plan_jobs(len(jobs), params.jobs, params.device)
+
+    def report(name: str, outcome: tuple[dict[str, Any], list[str]], seconds: float) -> None:
+        print("\n".join(outcome[1]), flush=True)
+
+    results = run_all(list(runs), evaluate_run, jobs, plan, on_done=report)
+    summary: dict[str, Any] = results[""][0] if "" in runs else {name: results[name][0] for name in runs}
     if args.summary:
         write_json_atomic(args.summary, summary)
     return 0

@@ -1,6 +1,10 @@
 """``avdf teach``: ECL's ASR (audio) or VSR (video) teacher on the training split of one protocol fold.
 
     avdf teach --modality audio|video --data SHARDS --protocol P[@V] [--fold F] --out T.pt
+    avdf teach --grid --data SHARDS --out DIR
+
+``--grid`` teaches both teachers of every run of ``train.grid.runs`` (DIR/<protocol>/<fold>/<modality>.pt),
+side by side (``teach.jobs``).
 
 Settings are the ``teach`` section (``detectors.teaching.TeachParams``); the
 teacher reads only the real clips of the fold's training split, and records them.
@@ -9,38 +13,74 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
+from typing import Any
 
 from pipeline.config import load_section
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--modality", choices=("audio", "video"), required=True, help="ASR (audio) or VSR (video)")
+    parser.add_argument("--modality", choices=("audio", "video"), help="ASR (audio) or VSR (video)")
     parser.add_argument("--data", required=True, type=Path, help="shard folder (avdf shard)")
-    parser.add_argument("--protocol", required=True, help="protocol name[@version] of the runs this teacher serves")
+    parser.add_argument("--protocol", help="protocol name[@version] of the runs this teacher serves")
     parser.add_argument("--fold", help="its fold (required when folds train on different data)")
     parser.add_argument("--transcripts", type=Path, help="words with times of the real clips (avdf transcribe): "
                         "targets are their characters; default: each clip's phone alignment (studio)")
-    parser.add_argument("--out", required=True, type=Path, help="teacher checkpoint to write")
+    parser.add_argument("--out", required=True, type=Path, help="teacher checkpoint to write (with --grid: a folder)")
+    parser.add_argument("--grid", action="store_true", help="both teachers of every run of train.grid.runs, "
+                        "side by side (teach.jobs)")
 
 
-def run(args: argparse.Namespace) -> int:
+def teach_run(modality: str, protocol_name: str, fold_name: str | None, shard_dir: Path, out: Path, p: Any,
+              transcripts_path: Path | None) -> str:
+    """Train one teacher; -> its summary line (a module-level function: grid workers call it)."""
     from benchmark.train import split_fold
     from detectors.ecl.teachers import TeacherTrainParams, train_teacher_from_shards
-    from detectors.teaching import TeachParams
     from pipeline.loading.format import CLIPS_NAME
     from pipeline.manifest import read_manifest
 
-    params_path = args.params if Path(args.params).exists() else None
-    p: TeachParams = load_section("teach", params_path)
-    protocol, fold = split_fold(args.protocol, read_manifest(args.data / CLIPS_NAME), args.fold)
-    transcripts = json.loads(args.transcripts.read_text()) if args.transcripts else None
+    protocol, fold = split_fold(protocol_name, read_manifest(shard_dir / CLIPS_NAME), fold_name)
+    transcripts = json.loads(transcripts_path.read_text()) if transcripts_path else None
     result = train_teacher_from_shards(
-        args.data, args.data / CLIPS_NAME, args.modality, args.out, num_frames=p.num_frames,
+        shard_dir, shard_dir / CLIPS_NAME, modality, out, num_frames=p.num_frames,
         params=TeacherTrainParams(p.epochs, p.batch_size, p.lr, p.seed), width=p.width,
-        whisper_weights=p.whisper_weights if args.modality == "audio" and p.audio_teacher == "whisper" else None,
+        whisper_weights=p.whisper_weights if modality == "audio" and p.audio_teacher == "whisper" else None,
         keys=fold.train, provenance={"protocol": protocol.identity(), "fold": fold.name}, transcripts=transcripts,
     )
-    print(f"teach {args.modality}: {result['examples']} segments of the {protocol.name} {fold.name} training split, "
-          f"{p.epochs} epochs, CTC {result['ctc'][0]:.3f} -> {result['ctc'][-1]:.3f}; wrote {args.out}")
+    return (f"{result['examples']} segments of the {protocol.name} {fold.name} training split, {p.epochs} epochs, "
+            f"CTC {result['ctc'][0]:.3f} -> {result['ctc'][-1]:.3f}; wrote {out}")
+
+
+def teach_grid(shard_dir: Path, out: Path, p: Any, runs: list[Any], transcripts: Path | None) -> None:
+    from benchmark.parallel_runs import plan_jobs, run_all
+    from pipeline.errors import ConfigError
+
+    if not runs:
+        raise ConfigError("train.grid.runs is empty: no run to teach for")
+    jobs = [(m, r.protocol, r.fold, shard_dir, out / r.protocol / r.fold / f"{m}.pt", p, transcripts)
+            for r in runs for m in ("audio", "video")]
+    names = [f"{r.protocol}/{r.fold} {m}" for r in runs for m in ("audio", "video")]
+    plan = plan_jobs(len(jobs), p.jobs)
+    print(f"teach: {len(jobs)} teachers, {plan.describe()}", flush=True)
+    start = time.perf_counter()
+    run_all(names, teach_run, jobs, plan, on_done=lambda name, line, _: print(f"teach {name}: {line}", flush=True))
+    print(f"teach: {len(jobs)} teachers in {time.perf_counter() - start:.1f} s -> {out}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from detectors.teaching import TeachParams
+    from pipeline.errors import ConfigError
+
+    params_path = args.params if Path(args.params).exists() else None
+    p: TeachParams = load_section("teach", params_path)
+    if args.grid:
+        if args.modality or args.protocol or args.fold:
+            raise ConfigError("--grid teaches for every run of train.grid.runs: drop --modality/--protocol/--fold")
+        teach_grid(args.data, args.out, p, load_section("train", params_path).grid.runs, args.transcripts)
+        return 0
+    if not (args.modality and args.protocol):
+        raise ConfigError("avdf teach needs --modality and --protocol (or --grid)")
+    line = teach_run(args.modality, args.protocol, args.fold, args.data, args.out, p, args.transcripts)
+    print(f"teach {args.modality}: {line}")
     return 0

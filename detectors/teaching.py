@@ -35,6 +35,7 @@ class TeachParams:
     # frozen pretrained Whisper encoder from whisper_weights: a local path or "packaged-base")
     audio_teacher: str = "ctc"
     whisper_weights: str = "packaged-base"
+    jobs: int | None = None  # teachers trained side by side (avdf teach --grid); None: one per core
 
     def __post_init__(self) -> None:
         if self.audio_teacher not in ("ctc", "whisper"):

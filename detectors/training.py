@@ -55,6 +55,7 @@ class TrainParams:
     balanced: bool = True  # equal expected segments per class
     num_workers: int = 0
     eval_batch_size: int = 16
+    jobs: int | None = None  # runs trained side by side by `avdf train --grid`; None: one per core (1 on a GPU)
     grid: TrainGrid = field(default_factory=lambda: TrainGrid())  # what `dvc repro` trains (dvc.yaml matrix)
 
 
@@ -286,7 +287,8 @@ def data_hash(shard_dir: Path, fold: Any) -> str:
 
 
 def train_fold(detector_name: str, fold: Any, identity: dict[str, Any], shard_dir: Path, out: Path,
-               params: TrainParams, preset: str | None = None, ablation: str | None = None) -> dict[str, Any]:
+               params: TrainParams, preset: str | None = None, ablation: str | None = None,
+               progress: bool = True) -> dict[str, Any]:
     """Train on ``fold.train``, select on ``fold.val``; ``identity`` (protocol, fold) goes into the
     checkpoints and train.json. ``{protocol}``/``{fold}`` in the detector's configured strings
     name this run's own files."""
@@ -309,7 +311,7 @@ def train_fold(detector_name: str, fold: Any, identity: dict[str, Any], shard_di
     warn_if_upsampled(source.train_set, model.inputs)
     identity = {**identity, "fold": fold.name, "preset": preset, "ablation": ablation, "detector_spec": detector_name}
     d_hash = data_hash(shard_dir, fold)
-    metrics = fit(model, source, out, loop, data_hash=d_hash, extra_identity=identity)
+    metrics = fit(model, source, out, loop, data_hash=d_hash, extra_identity=identity, progress=progress)
     if DistributedContext.from_env().is_main:
         write_keys_read(out / KEYS_READ_NAME, source.read)
     write_json_atomic(out / "train.json", {**identity, "detector": model.name, "data_hash": d_hash,

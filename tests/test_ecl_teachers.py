@@ -186,7 +186,7 @@ def test_avdf_teach_learns_only_from_its_folds_training_split(tmp_path):
         for modality in ("audio", "video"):
             out = tmp_path / protocol / f"{modality}.pt"
             args = argparse.Namespace(modality=modality, data=shards, out=out, params=str(tmp_path / "params.yaml"),
-                                      protocol=protocol, fold=None, transcripts=None)
+                                      protocol=protocol, fold=None, transcripts=None, grid=False)
             assert run(args) == 0
             teacher = load_teacher(out, expect_modality=modality)
             fold = load_protocol(protocol).split(rows).fold("main")
@@ -195,6 +195,19 @@ def test_avdf_teach_learns_only_from_its_folds_training_split(tmp_path):
             assert read and read <= set(fold.train) and not read & set(fold.val + fold.test)
             assert read == {k for k in fold.train if k.startswith("studio/")}
             assert teacher.trained_on["fold"] == "main" and teacher.trained_on["protocol"]["name"] == protocol
+
+    # `avdf teach --grid`: both teachers of every run of train.grid.runs, side by side, each on its own fold
+    (tmp_path / "params.yaml").write_text(
+        "teach:\n  epochs: 2\n  width: 16\n  jobs: 2\ntrain:\n  grid:\n    runs:\n"
+        "      - {protocol: studio-intra-group, fold: main}\n      - {protocol: studio-intra-random, fold: main}\n")
+    args = argparse.Namespace(modality=None, data=shards, out=tmp_path / "grid", params=str(tmp_path / "params.yaml"),
+                              protocol=None, fold=None, transcripts=None, grid=True)
+    assert run(args) == 0
+    for protocol in ("studio-intra-group", "studio-intra-random"):
+        for modality in ("audio", "video"):
+            teacher = load_teacher(tmp_path / "grid" / protocol / "main" / f"{modality}.pt", expect_modality=modality)
+            single = load_teacher(tmp_path / protocol / f"{modality}.pt", expect_modality=modality)
+            assert teacher.trained_on == single.trained_on
 
     from detectors.ecl import ECL
 

@@ -209,8 +209,8 @@ def save_teacher(teacher: Teacher, path: str | Path, trained_on: dict[str, Any] 
     if trained_on is not None:
         payload["trained_on"] = trained_on
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(payload, f)  # a file object: torch names the archive's root after a path's (random) stem
     return path
 
 
@@ -402,6 +402,8 @@ def train_teacher_from_shards(
 
     read: set[str] = set()  # what the teacher really learned from
     examples = segment_examples(RecordedBatches(loader, read), targets_of, modality)
+    params = params or TeacherTrainParams()
+    torch.manual_seed(params.seed)  # the initial weights too: the same seed writes the same teacher bytes
     if whisper_weights is not None:
         if modality != "audio":
             raise TeacherError("a Whisper teacher is an ASR (audio) teacher; the VSR teacher is a CTC model")

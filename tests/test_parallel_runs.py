@@ -1,0 +1,80 @@
+"""`avdf train --grid` and `avdf teach --grid`: every run of train.grid.runs, side by side in worker
+processes, each writing exactly what a run of its own writes; a failed run is named, the others finish."""
+import json
+
+import pytest
+
+from benchmark.parallel_runs import RunsFailed, plan_jobs
+from benchmark.train import train_grid
+from detectors.training import TrainGrid, TrainParams, TrainRun
+from pipeline.loading.synthetic import write_synthetic_corpus
+from pipeline.shards import CropSizes, write_shards
+from test_train_evaluate import SIZES, studio_clips
+
+RUNS = [TrainRun("studio-intra-random", "main"), TrainRun("studio-intra-group", "main")]
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    root = tmp_path_factory.mktemp("corpus")
+    write_shards(write_synthetic_corpus(root, studio_clips(), SIZES), root / "shards", sizes=CropSizes(*SIZES),
+                 progress=False)
+    return root / "shards"
+
+
+def _params(runs, jobs=2) -> TrainParams:
+    return TrainParams(loop={"epochs": 1, "batch_size": 4}, segments_per_epoch=8, jobs=jobs,
+                       detector_config={"video-baseline": {"frame_size": 32, "width": 8, "depth": 2}},
+                       grid=TrainGrid(detectors=["video-baseline"], runs=runs))
+
+
+def test_plan_uses_every_core_on_cpu_and_never_more_runs_than_there_are():
+    assert plan_jobs(runs=8, jobs=2, device="cpu").jobs == 2
+    assert plan_jobs(runs=1, jobs=4, device="cpu").jobs == 1
+    assert plan_jobs(runs=8, jobs=None, device="cuda").jobs == 1  # a GPU run has the whole device
+    plan = plan_jobs(runs=8, jobs=None, device="cpu")
+    assert plan.jobs >= 1 and plan.threads >= 1
+
+
+def test_grid_trains_every_run_in_worker_processes(shards, tmp_path, capsys):
+    train_grid("video-baseline", shards, tmp_path / "models", _params(RUNS), history_dir=tmp_path / "logs")
+    printed = capsys.readouterr().out
+    assert "2 run(s) at a time" in printed and "[2/2]" in printed
+    for run in RUNS:
+        folder = tmp_path / "models" / run.protocol / run.fold
+        assert {"best.pt", "last.pt", "history.json", "metrics.json", "train.json", "keys_read.json"} <= \
+            {p.name for p in folder.iterdir()}
+        stored = json.loads((folder / "train.json").read_text())
+        assert (stored["protocol"]["name"], stored["fold"]) == (run.protocol, run.fold)
+        history = tmp_path / "logs" / run.protocol / f"{run.fold}.json"
+        assert history.read_bytes() == (folder / "history.json").read_bytes()
+
+
+def test_a_failed_run_is_named_and_the_others_finish(shards, tmp_path):
+    runs = [RUNS[0], TrainRun("studio-cross-manipulation", "NO-SUCH-FOLD")]
+    with pytest.raises(RunsFailed, match="studio-cross-manipulation/NO-SUCH-FOLD failed: .*NO-SUCH-FOLD"):
+        train_grid("video-baseline", shards, tmp_path / "models", _params(runs))
+    assert (tmp_path / "models" / "studio-intra-random" / "main" / "best.pt").exists()
+
+
+def test_a_grid_rerun_writes_the_same_bytes(shards, tmp_path):
+    for out in ("a", "b"):
+        train_grid("video-baseline", shards, tmp_path / out, _params(RUNS))
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
+    assert [f for f in files if (tmp_path / "a" / f).read_bytes() != (tmp_path / "b" / f).read_bytes()] == []
+
+
+def test_evaluate_scores_every_run_of_a_detector_side_by_side(shards, tmp_path, capsys):
+    from benchmark.cli import main
+
+    train_grid("video-baseline", shards, tmp_path / "models", _params(RUNS))
+    (tmp_path / "params.yaml").write_text("evaluate:\n  bootstrap: 50\n  jobs: 2\n")
+    assert main(["--params", str(tmp_path / "params.yaml"), "evaluate", "--checkpoint", str(tmp_path / "models"),
+                 "--data", str(shards), "--out", str(tmp_path / "results"),
+                 "--summary", str(tmp_path / "summary.json")]) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert set(summary) == {"studio-intra-random/main", "studio-intra-group/main"}
+    for run in RUNS:
+        assert set(summary[f"{run.protocol}/{run.fold}"]["main"]) == {"acc", "auc", "ap", "eer"}
+        assert (tmp_path / "results" / run.protocol / run.fold / "main" / "metrics.json").exists()
+    assert capsys.readouterr().out.count("evaluate studio-intra") == 2
