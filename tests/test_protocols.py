@@ -381,6 +381,28 @@ def test_studio_cross_dataset_keeps_identities_apart(studio_manifest):
         assert len({c.video_id for c in reals}) == len(reals)
 
 
+def test_studio_cross_dataset_moves_an_identity_so_that_every_subset_has_fakes(studio_manifest):
+    """v1.1.0 leaves a CMDFD-style subset empty when no test identity was forged by its method;
+    v1.2.0 moves the lowest-ranked training identity it forged into the test part."""
+    by_key = _rows(studio_manifest)
+    old = load_protocol("studio-cross-dataset", "1.1.0").split(studio_manifest, folds=["FAV"]).fold("FAV")
+    train_ids = sorted(_identities(old, by_key, "train"))
+    kept = train_ids[0]  # only a training identity keeps its MakeItTalk fakes
+    clips = [c for c in studio_manifest if not (c.method == "makeittalk" and c.identity != kept)]
+    with pytest.raises(ProtocolError, match="fold MIT: the test part has no fake"):
+        load_protocol("studio-cross-dataset", "1.1.0").split(clips)
+    splits = load_protocol("studio-cross-dataset", "1.2.0").split(clips)
+    by_key = _rows(clips)
+    fav = splits.fold("FAV")
+    assert _identities(fav, by_key, "test") == _identities(old, by_key, "test") | {kept}
+    assert fav.val == old.val  # validation is never raided
+    for name in ("MIT", "MIT_S"):
+        fakes = {by_key[k].identity for k in splits.fold(name).test if by_key[k].label == 1}
+        assert fakes == {kept}
+    for fold in splits.folds.values():
+        assert not (_identities(fold, by_key, "train") | _identities(fold, by_key, "val")) & _identities(fold, by_key, "test")
+
+
 def test_splits_round_trip_through_json(studio_manifest):
     from benchmark.protocols import Splits
 

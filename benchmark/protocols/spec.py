@@ -151,6 +151,10 @@ class ProtocolSpec:
     main_fold: str = "main"
     # Further test folds sharing that fold's train/val parts (see the module docstring).
     transfer: dict[str, TestSet] = field(default_factory=dict)
+    # A transfer test set none of whose fakes lies outside training takes one training group
+    # (the split's ``by``, e.g. an identity) holding such a fake into the test part: every test set
+    # gets fakes to score (a small corpus forges each method on few identities).
+    cover_transfer: bool = False
     # The real-corpus protocol a studio protocol mirrors.
     twin_of: str | None = None
     notes: str = ""
@@ -271,6 +275,8 @@ def validate_spec(spec: ProtocolSpec, where: str) -> None:
         if s.random is None and s.groups is None:
             raise ConfigError(f"{where}: main_fold and transfer apply to random and groups splits only")
         folds = [spec.main_fold]
+        if spec.cover_transfer and s.random is None:
+            raise ConfigError(f"{where}: cover_transfer applies to random splits only")
         for name, t in spec.transfer.items():
             if name in folds:
                 raise ConfigError(f"{where}.transfer: {name!r} is already a fold name")

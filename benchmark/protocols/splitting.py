@@ -266,6 +266,8 @@ def split_protocol(
     pool = [r for r in rows if r.get("corpus") in corpora and pool_sel.matches(r)]
     categories = {n: Selector(s, f"{where}.categories.{n}") for n, s in spec.categories.items()}
     assignments = _STRATEGIES[spec.split.strategy](spec, pool, categories, where)
+    if spec.cover_transfer:
+        assignments["main"] = _cover_transfer(spec, assignments["main"], pool, rows, categories, where)
     if spec.main_fold != "main" or spec.transfer:
         assignments = _with_transfer(spec, assignments.pop("main"), rows, where)
     wanted = list(assignments) if folds is None else list(folds)
@@ -318,6 +320,35 @@ def _with_transfer(spec, main: Assignment, rows, where) -> dict[str, Assignment]
 
 
 Assignment = tuple[dict[str, str], dict[str, str]]  # key -> part, test key -> category
+
+
+def _cover_transfer(spec, main: Assignment, pool, rows, categories, where) -> Assignment:
+    """Move training groups (``split.random.by``) into the test part until every transfer test set
+    has a fake that shares nothing with training; each move takes the lowest-ranked group holding
+    such a fake (the split's seed), never a validation group. Logged, so the shift is visible."""
+    r = spec.split.random
+    parts = dict(main[0])
+    pool_by_key = {row["key"]: row for row in pool}
+    groups = _group_rows(pool, r.by, where)
+    fields = list(dict.fromkeys(["video_id", *spec.disjoint]))
+    for name, t in spec.transfer.items():
+        fake_sel = Selector(t.fake, f"{where}.transfer.{name}.fake")
+        fakes = [row for row in rows if row.get("corpus") in spec.corpora and row["key"] not in parts
+                 and row["label"] == 1 and fake_sel.matches(row)]
+        seen = {f: {pool_by_key[k].get(f) for k, p in parts.items() if p != "test"} - {None} for f in fields}
+        if not fakes or any(not any(row.get(f) in seen[f] for f in fields) for row in fakes):
+            continue  # nothing to cover, or already covered
+        # the training groups that hold one of its fakes (a fake shares the group value with its source)
+        holders = {row.get(r.by) for row in fakes} & {v for v, members in groups.items()
+                                                      if all(parts.get(m["key"]) == "train" for m in members)}
+        if not holders:
+            continue  # its fakes come from validation groups only: check_fold reports the empty set
+        value = min(holders, key=lambda v: _rank(r.seed, v))
+        for member in groups[value]:
+            parts[member["key"]] = "test"
+        log.info("%s: %s %r moved from train to test so that transfer set %s has fakes to score",
+                 where, r.by, value, name)
+    return parts, _test_categories(parts, pool_by_key, categories, where)
 
 
 def _test_categories(parts: Mapping[str, str], by_key: Mapping[str, dict], categories, where) -> dict[str, str]:
