@@ -73,10 +73,10 @@ def detect_video(video: Path, checkpoint: Path, params: DetectParams, preprocess
             summary, preprocess_s = pending.get()
             with np.load(Path(tmp) / "clip.npz") as npz:
                 arrays = {name: npz[name] for name in npz.files}
-    except BaseException:
+    finally:
+        # Stopped, not asked to exit: its result is in, its file written and closed, and finalising
+        # mediapipe & co would only take CPU from the scoring below.
         pool.terminate()
-        raise
-    pool.close()  # the child tears itself down while this process scores
     t_ready = time.perf_counter()
     from detectors.loop import resolve_device
     from detectors.training import input_spec_to_segments
@@ -93,7 +93,6 @@ def detect_video(video: Path, checkpoint: Path, params: DetectParams, preprocess
     rows = segment_scores(model.to(device), batches, device)
     scores = {name: float(np.mean([r[name] for r in rows])) for name in rows[0] if name != "key"}
     t_end = time.perf_counter()
-    pool.join()
     return {
         "video": str(video),
         "detector": model.name,
