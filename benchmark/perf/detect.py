@@ -2,7 +2,7 @@
 
 Each repeat runs ``avdf detect VIDEO --checkpoint C --json`` in a fresh process,
 as a user does, and reads the split that ``detect`` reports under ``seconds``
-(``load`` runs on a thread beside ``preprocess``, so the two overlap; start-up
+(``preprocess`` runs in a child process beside ``load``, so the two overlap; start-up
 is the process wall time outside ``detect_video``: interpreter, imports of the
 command line, printing). Medians over the repeats; CPU seconds include ffmpeg.
 References printed beside the figures: issue 14's goal (3 s wall for a 10 s
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"detect {args.video.name} ({duration:.1f} s, {result['segments']} segments) with {result['detector']} "
           f"({args.checkpoint}); medians of {len(rows)} cold runs")
     print(f"  start-up   {med['startup']:6.2f} s   (bare interpreter {bare:.2f} s)")
-    print(f"  load       {med['load']:6.2f} s   (on a thread, beside preprocess)")
+    print(f"  load       {med['load']:6.2f} s   (beside preprocess, which runs in a child process)")
     print(f"  preprocess {med['preprocess']:6.2f} s   = {med['preprocess'] / decode:.1f}x decode-only ({decode:.2f} s)")
     print(f"  score      {med['score']:6.2f} s")
     print(f"  total      {med['total']:6.2f} s   inside detect_video")
