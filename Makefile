@@ -31,6 +31,8 @@ acceptance: install
 
 bench: install
 	$(VENV)/bin/avdf bench decode
+	$(VENV)/bin/avdf bench preprocess
+	$(VENV)/bin/avdf bench train
 
 repro: install
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" DVC_NO_ANALYTICS=1 $(VENV)/bin/dvc repro

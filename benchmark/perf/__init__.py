@@ -15,6 +15,7 @@ BENCHES: dict[str, str] = {
     "loader": "benchmark.perf.loader",
     "preprocess": "benchmark.perf.preprocess",
     "detect": "benchmark.perf.detect",
+    "train": "benchmark.perf.train",
 }
 
 
