@@ -1,4 +1,5 @@
-"""Shared fixtures: a session-scoped local Ray, media files made with the real ffmpeg, real-media paths."""
+"""Shared fixtures: a session-scoped local Ray, media files made with the real ffmpeg, real-media paths,
+studio-shaped shards, one torch thread."""
 from __future__ import annotations
 
 import os
@@ -81,3 +82,22 @@ def make_clip(tmp_path: Path) -> MakeClip:
         return out
 
     return make
+
+
+@pytest.fixture(scope="session")
+def studio_shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Shards of studio-shaped synthetic clips (tests/studio_like.py), read-only for the tests."""
+    from studio_like import write_studio_shards
+
+    return write_studio_shards(tmp_path_factory.mktemp("studio-like"))
+
+
+@pytest.fixture
+def one_torch_thread():
+    """2 shared cores: one torch thread avoids oversubscription with the other test processes."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -21,12 +21,7 @@ LABELS = torch.tensor([0, 1, 0, 1])
 SEGMENT_TOKENS = 16 * 640 // 160 // 2  # 32
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def build(**overrides) -> CAD:

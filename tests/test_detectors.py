@@ -17,13 +17,7 @@ PAPER_DETECTORS = ["cad", "avprompt", "ecl"]
 NUM_SYMBOLS = 40
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # 2 shared cores: one thread avoids oversubscription with the other test processes
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def synthetic_inputs(spec: InputSpec, labels: torch.Tensor, seed: int = 0, face_size: int = 64) -> dict[str, torch.Tensor]:

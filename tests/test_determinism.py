@@ -6,19 +6,13 @@ import pytest
 
 from benchmark.train import train
 from detectors.training import TrainParams
-from pipeline.loading.synthetic import write_synthetic_corpus
-from pipeline.shards import CropSizes, write_shards
-from test_train_evaluate import SIZES, studio_clips
 
 OUTPUTS = ("best.pt", "last.pt", "metrics.json", "history.json", "train.json", "keys_read.json")
 
 
 @pytest.fixture(scope="module")
-def shards(tmp_path_factory):
-    root = tmp_path_factory.mktemp("corpus")
-    write_shards(write_synthetic_corpus(root, studio_clips(), SIZES), root / "shards", sizes=CropSizes(*SIZES),
-                 progress=False)
-    return root / "shards"
+def shards(studio_shards):
+    return studio_shards
 
 
 @pytest.mark.parametrize("detector,config", [

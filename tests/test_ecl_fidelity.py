@@ -12,39 +12,15 @@ import torch
 
 from detectors.ecl import ECL
 from pipeline.errors import ConfigError
-from test_detectors import LABELS, make_batch, synthetic_inputs
+from test_detectors import LABELS, synthetic_inputs
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-# --- 1. no dead tensor -----------------------------------------------------------------------------
-
-@pytest.mark.parametrize("ablation", [None, *ECL.ABLATIONS])
-def test_every_trainable_tensor_of_tiny_ecl_changes_in_three_adam_steps(ablation):
-    # The tiny preset's squeeze-excite gates had 1-2 hidden ReLU units whose negative initial bias kept them
-    # below zero for every input (they squeeze a BatchNorm output, ~0): 9 tensors never moved.
-    torch.manual_seed(0)
-    model = ECL.from_preset("tiny", **(ECL.ABLATIONS[ablation] if ablation else {}))
-    batch = make_batch(model, LABELS)
-    before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
-    optimiser = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
-    model.train()
-    for _ in range(3):
-        optimiser.zero_grad()
-        sum(model.loss(model(batch["inputs"]), batch["targets"]).values()).backward()
-        optimiser.step()
-    after = dict(model.named_parameters())
-    dead = [n for n in before if torch.equal(before[n], after[n])]
-    assert not dead, f"{len(dead)} of {len(before)} trainable tensors never changed: {dead}"
-
+# --- 1. no dead tensor: tests/test_tensors_learn.py covers every ECL preset and ablation ----------------
 
 # --- 2. cross-attention as TalkNet wires it --------------------------------------------------------
 

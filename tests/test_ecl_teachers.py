@@ -23,12 +23,7 @@ from detectors.ecl.teachers import (
 FRAMES = 16
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tone_examples(n: int, seed: int = 0) -> list[TeacherExample]:

@@ -7,19 +7,13 @@ import pytest
 from benchmark.parallel_runs import RunsFailed, plan_jobs
 from benchmark.train import train_grid
 from detectors.training import TrainGrid, TrainParams, TrainRun
-from pipeline.loading.synthetic import write_synthetic_corpus
-from pipeline.shards import CropSizes, write_shards
-from test_train_evaluate import SIZES, studio_clips
 
 RUNS = [TrainRun("studio-intra-random", "main"), TrainRun("studio-intra-group", "main")]
 
 
 @pytest.fixture(scope="module")
-def shards(tmp_path_factory):
-    root = tmp_path_factory.mktemp("corpus")
-    write_shards(write_synthetic_corpus(root, studio_clips(), SIZES), root / "shards", sizes=CropSizes(*SIZES),
-                 progress=False)
-    return root / "shards"
+def shards(studio_shards):
+    return studio_shards
 
 
 def _params(runs, jobs=2) -> TrainParams:

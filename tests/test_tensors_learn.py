@@ -22,6 +22,7 @@ from test_detectors import LABELS, make_batch
 ALLOWED: dict[tuple[str, str, str, str], str] = {}
 
 STEPS = 3
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 PAPER_OVERRIDES = {"cad": {"random_init": True, "num_frames": 4}, "avprompt": {"random_init": True, "num_frames": 4},
                    "ecl": {"num_frames": 4}}
 

@@ -1,63 +1,17 @@
 """`avdf train`: a protocol fold read from real WebDataset shards, trained through the one loop."""
 import json
 
-import numpy as np
 import pytest
 
 from benchmark.train import train
 from detectors.training import TrainParams, build_detector, loop_params_for
 from pipeline.errors import ConfigError
-from pipeline.loading.synthetic import frame_indexed_arrays, write_synthetic_corpus
-from pipeline.shards import CropSizes, write_shards
-
-SIZES = (32, 16, 16)
-GROUPS = ["group-a", "group-b", "group-c", "group-d", "group-e"]
-
-
-def _arrays(fake: bool, seed: int) -> dict:
-    rng = np.random.default_rng(seed)
-    arrays = frame_indexed_arrays(32, *SIZES)
-    arrays["face"] = rng.integers(0, 120, arrays["face"].shape, dtype=np.uint8)
-    if fake:  # a visible blending artefact in every frame
-        arrays["face"][:, 8:24, 8:24] = 250
-    return arrays
-
-
-def studio_clips(cmdfd_w2l: bool = False) -> list[dict]:
-    """Studio-shaped clips: 2 identities per group, each with a real clip and a FakeAVCeleb-style fake
-    (and, with ``cmdfd_w2l``, a CMDFD-style W2L fake)."""
-    clips = []
-    for g, group in enumerate(GROUPS):
-        for i in range(2):
-            ident = f"s{g}{i}"
-            common = dict(identity=ident, ethnicity=group, gender="female" if i else "male", num_frames=32)
-            clips.append(dict(key=f"studio/{ident}-u1", video_id=f"{ident}-v1", arrays=_arrays(False, g * 10 + i), **common))
-            clips.append(dict(
-                key=f"studio-fakeavceleb/{ident}-u1--x/wav2lip", video_id=f"{ident}-v1", video_fake=True,
-                method="wav2lip", extra=json.dumps({"recipe": "fakeavceleb"}), arrays=_arrays(True, g * 10 + i + 5),
-                **common,
-            ))
-            if cmdfd_w2l:  # the CMDFD-style build: its origin (real) clip and a W2L fake of it
-                clips.append(dict(
-                    key=f"studio-cmdfd/origin/{ident}-u1", video_id=f"{ident}-v1", source_keys=[f"studio/{ident}-u1"],
-                    extra=json.dumps({"recipe": "cmdfd", "subset": "origin"}), arrays=_arrays(False, g * 10 + i),
-                    **common,
-                ))
-                clips.append(dict(
-                    key=f"studio-cmdfd/{ident}-u1--y/wav2lip", video_id=f"{ident}-v1", video_fake=True,
-                    method="wav2lip", self_audio=False, extra=json.dumps({"recipe": "cmdfd", "subset": "W2L"}),
-                    arrays=_arrays(True, g * 10 + i + 7), **common,
-                ))
-    return clips
+from studio_like import write_studio_shards
 
 
 @pytest.fixture(scope="module")
-def shards(tmp_path_factory):
-    root = tmp_path_factory.mktemp("corpus")
-    manifest = write_synthetic_corpus(root, studio_clips(), SIZES)
-    out = root / "shards"
-    write_shards(manifest, out, sizes=CropSizes(*SIZES), progress=False)
-    return out
+def shards(studio_shards):
+    return studio_shards
 
 
 def test_train_on_a_protocol_fold_from_shards(shards, tmp_path):
@@ -271,8 +225,7 @@ def test_evaluate_skips_a_fold_the_data_cannot_fill(tmp_path):
     and recorded."""
     from benchmark.cli import main
 
-    manifest = write_synthetic_corpus(tmp_path / "corpus", studio_clips(cmdfd_w2l=True), SIZES)
-    write_shards(manifest, tmp_path / "shards", sizes=CropSizes(*SIZES), progress=False)
+    write_studio_shards(tmp_path, cmdfd_w2l=True)
     params = TrainParams(loop={"epochs": 1, "batch_size": 4},
                          detector_config={"plugin_detectors:SpyDetector": {"frame_size": 32, "width": 8, "depth": 2}})
     train("plugin_detectors:SpyDetector", "studio-cross-dataset", tmp_path / "shards", tmp_path / "run", params, "W2L")

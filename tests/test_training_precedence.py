@@ -72,17 +72,10 @@ def test_an_override_by_detector_name_wins_everywhere():
         assert loop.params.schedule.milestones == [2]
 
 
-def test_effective_settings_are_printed_and_stored_with_the_run(tmp_path, caplog):
-    from test_train_evaluate import SIZES, studio_clips
-    from pipeline.loading.synthetic import write_synthetic_corpus
-    from pipeline.shards import CropSizes, write_shards
-
-    manifest = write_synthetic_corpus(tmp_path / "corpus", studio_clips(), SIZES)
-    write_shards(manifest, tmp_path / "shards", sizes=CropSizes(*SIZES), progress=False)
-    params = TrainParams(loop={"lr": 1e-3, "epochs": 9}, per_detector={"plugin_detectors:ScheduledDetector": {}},
-                         segments_per_epoch=16)
+def test_effective_settings_are_printed_and_stored_with_the_run(studio_shards, tmp_path, caplog):
+    params = TrainParams(loop={"lr": 1e-3, "epochs": 9}, segments_per_epoch=16)
     with caplog.at_level(logging.INFO, logger="detectors.training"):
-        train("plugin_detectors:ScheduledDetector", "studio-intra-random", tmp_path / "shards", tmp_path / "run",
+        train("plugin_detectors:ScheduledDetector", "studio-intra-random", studio_shards, tmp_path / "run",
               params, preset="paper")
     assert "train.loop lr = 0.001 not applied" in caplog.text
     stored = json.loads((tmp_path / "run" / "train.json").read_text())
