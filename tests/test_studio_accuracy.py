@@ -17,14 +17,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER_DETECTORS = ["cad", "avprompt", "ecl"]
 PARTS = {"group-a": "train", "group-b": "train", "group-c": "val", "group-d": "test", "group-e": "test"}
-EPOCHS = 20
+# The converged regime: 10 epochs of 512 segments (5,120 segments; 20 epochs of the default 128 left
+# CAD and AVPrompt near chance on held-out identities, their random tiny backbones still learning).
+EPOCHS = 10
+SEGMENTS_PER_EPOCH = 512
 
 
 def avdf(work: Path, *args: str, timeout: float = 1800) -> None:
@@ -83,6 +85,7 @@ def test_detector_beats_chance_on_held_out_identities(studio: Path, detector: st
     assert {label[k] for k in keys["test"]} == {0, 1}
 
     params: TrainParams = load_section("train", studio / "params.yaml")
+    params.segments_per_epoch = SEGMENTS_PER_EPOCH
     config = {"teacher_audio": str(studio / "teachers/audio.pt"), "teacher_video": str(studio / "teachers/video.pt")}
     model = build_detector(detector, "tiny", config if detector == "ecl" else {})
     loop = dataclasses.replace(loop_params_for(model, params), epochs=EPOCHS, device="cpu")
