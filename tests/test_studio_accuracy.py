@@ -63,14 +63,12 @@ def studio(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.parametrize("detector", PAPER_DETECTORS)
 def test_detector_beats_chance_on_held_out_identities(studio: Path, detector: str) -> None:
-    import dataclasses
-
     import torch
 
     from benchmark.evaluate import load_trained, segment_scores
     from benchmark.metrics import bootstrap_ci, roc_auc
-    from detectors.loop import fit
-    from detectors.training import ShardBatchSource, TrainParams, build_detector, input_spec_to_segments, loop_params_for
+    from benchmark.protocols.splitting import Fold
+    from detectors.training import TrainParams, input_spec_to_segments, train_fold
     from pipeline.config import load_section
     from pipeline.loaders import EvalLoader
     from pipeline.loading.format import CLIPS_NAME
@@ -84,15 +82,18 @@ def test_detector_beats_chance_on_held_out_identities(studio: Path, detector: st
     assert not identities["test"] & (identities["train"] | identities["val"])
     assert {label[k] for k in keys["test"]} == {0, 1}
 
+    # The studio profile's training settings (params.yaml), in the converged regime, through the code
+    # path `avdf train` runs (seeded model, effective loop settings, the loaders).
     params: TrainParams = load_section("train", studio / "params.yaml")
     params.segments_per_epoch = SEGMENTS_PER_EPOCH
-    config = {"teacher_audio": str(studio / "teachers/audio.pt"), "teacher_video": str(studio / "teachers/video.pt")}
-    model = build_detector(detector, "tiny", config if detector == "ecl" else {})
-    loop = dataclasses.replace(loop_params_for(model, params), epochs=EPOCHS, device="cpu")
-    source = ShardBatchSource(shards, input_spec_to_segments(model.inputs), keys["train"], keys["val"],
-                              loop.batch_size, params, loop.seed)
+    params.loop = {**params.loop, "epochs": EPOCHS, "device": "cpu"}
+    teachers = {"teacher_audio": str(studio / "teachers/audio.pt"), "teacher_video": str(studio / "teachers/video.pt")}
+    params.detector_config = {"ecl": teachers}
+    fold = Fold("held-out identities", tuple(sorted(keys["train"])), tuple(sorted(keys["val"])),
+                tuple(sorted(keys["test"])))
     out = studio / "runs" / detector
-    fit(model, source, out, loop, progress=False)
+    train_fold(detector, fold, {"protocol": {"name": "held-out identities (groups d-e)"}}, shards, out, params,
+               preset="tiny", progress=False)
 
     model, _ = load_trained(out / "best.pt")
     loader = EvalLoader(shards, input_spec_to_segments(model.inputs), keys=keys["test"], batch_size=16)
