@@ -48,6 +48,8 @@ class TrainParams:
 
     preset: str = "tiny"
     loop: dict[str, Any] = field(default_factory=dict)  # LoopParams keys for every detector
+    # train.loop for one detector (the same precedence: a paper preset's own settings win over it)
+    loop_per_detector: dict[str, dict[str, Any]] = field(default_factory=dict)
     per_detector: dict[str, dict[str, Any]] = field(default_factory=dict)  # LoopParams keys per detector
     detector_config: dict[str, dict[str, Any]] = field(default_factory=dict)  # config overrides per detector
     segments_per_epoch: int | None = None  # None: one pass over the train clips' non-overlapping segments
@@ -166,14 +168,15 @@ class EffectiveLoop:
 
     params: Any  # detectors.loop.LoopParams
     sources: dict[str, str]
-    shadowed: dict[str, Any]  # train.loop values a paper's setting kept out (paper preset)
+    shadowed: dict[str, Any]  # train.loop(_per_detector) values a paper preset's own settings kept out
+    shadowed_from: dict[str, str] = field(default_factory=dict)  # where each of those was set
 
     def describe(self, detector: str, preset: str) -> str:
         flat = _flatten(dataclasses.asdict(self.params))
         lines = [f"{detector} (preset {preset}) trains with:"]
         lines += [f"  {key} = {flat[key]!r}  [{self.sources.get(key, 'default')}]" for key in flat]
-        lines += [f"  train.loop {key} = {value!r} not applied: {self.sources[key]} sets it "
-                  f"(override with train.per_detector.{detector}.{key})" for key, value in self.shadowed.items()]
+        lines += [f"  {self.shadowed_from.get(key, 'train.loop')} {key} = {value!r} not applied: {self.sources[key]} "
+                  f"sets it (override with train.per_detector.{detector}.{key})" for key, value in self.shadowed.items()]
         return "\n".join(lines)
 
 
@@ -211,30 +214,28 @@ def effective_loop(detector: Any, params: TrainParams, preset: str | None = None
     def stated_by_paper(key: str) -> bool:  # a whole setting: the paper's schedule has no unstated warm-up
         return key.split(".")[0] in from_paper
 
-    shared = _flatten(params.loop)
+    paper = preset == PAPER_PRESET
+    shared: dict[str, tuple[Any, str]] = {}  # key -> (value, source)
+    for layer, source in ((params.loop, "train.loop"),
+                          (params.loop_per_detector.get(name, {}), f"train.loop_per_detector.{name}")):
+        shared.update({k: (v, source) for k, v in _flatten(layer).items()})
     shadowed: dict[str, Any] = {}
-    if preset == PAPER_PRESET:
-        shadowed = {k: v for k, v in shared.items() if stated_by_paper(k) or (k in train and train[k] != v)}
-        shared = {k: v for k, v in shared.items() if k not in shadowed}
-    layers = [
-        ({k: v for k, v in train.items() if not stated_by_paper(k)}, f"{name}.TRAIN (avdf's choice; the paper is silent)"),
-        ({k: v for k, v in train.items() if stated_by_paper(k)}, f"{name}'s paper"),
-    ]
-    layers.insert(0 if preset == PAPER_PRESET else 2, (shared, "train.loop"))
-    layers.append((_flatten(params.per_detector.get(name, {})), f"train.per_detector.{name}"))
-
-    merged: dict[str, Any] = {}
-    sources: dict[str, str] = {}
-    for layer, source in layers:
-        for key, value in layer.items():
-            merged[key], sources[key] = value, source
-    for key in list(shadowed):
-        if sources.get(key, "").startswith("train.per_detector"):
-            del shadowed[key]  # the user's explicit override decides; nothing was kept out of it
-        else:
-            sources.setdefault(key, f"{name}'s paper (states {key.split('.')[0]}; this part is the default)")
-    loop = from_mapping(LoopParams, _unflatten(merged), f"train loop params for {name}")
-    return EffectiveLoop(loop, sources, shadowed)
+    if paper:
+        shadowed = {k: vs for k, vs in shared.items() if stated_by_paper(k) or (k in train and train[k] != vs[0])}
+        shared = {k: vs for k, vs in shared.items() if k not in shadowed}
+    own = {k: (v, f"{name}'s paper" if stated_by_paper(k) else f"{name}.TRAIN (avdf's choice; the paper is silent)")
+           for k, v in train.items()}
+    override = {k: (v, f"train.per_detector.{name}") for k, v in _flatten(params.per_detector.get(name, {})).items()}
+    merged: dict[str, tuple[Any, str]] = {}
+    for layer in ([shared, own, override] if paper else [own, shared, override]):
+        merged.update(layer)
+    shadowed = {k: vs for k, vs in shadowed.items() if k not in override}  # an explicit override decides
+    sources = {k: source for k, (_, source) in merged.items()}
+    for key in shadowed:
+        sources.setdefault(key, f"{name}'s paper (states {key.split('.')[0]}; this part is the default)")
+    loop = from_mapping(LoopParams, _unflatten({k: v for k, (v, _) in merged.items()}), f"train loop params for {name}")
+    return EffectiveLoop(loop, sources, {k: v for k, (v, _) in shadowed.items()},
+                         {k: source for k, (_, source) in shadowed.items()})
 
 
 def loop_params_for(detector: Any, params: TrainParams, preset: str | None = None) -> Any:

@@ -309,7 +309,8 @@ def test_teacher_learns_characters_from_transcripts_of_its_training_split(tmp_pa
     (tmp_path / "params.yaml").write_text("teach:\n  epochs: 2\n  width: 16\n")
     out = tmp_path / "video.pt"
     args = argparse.Namespace(modality="video", data=shards, out=out, params=str(tmp_path / "params.yaml"),
-                              protocol="studio-intra-group", fold=None, transcripts=tmp_path / "transcripts.json")
+                              protocol="studio-intra-group", fold=None, transcripts=tmp_path / "transcripts.json",
+                              grid=False)
     assert run(args) == 0
     teacher = load_teacher(out, expect_modality="video")
     assert teacher.symbols.symbols == CHARACTERS.symbols

@@ -61,6 +61,18 @@ def test_a_papers_setting_wins_over_train_loop_and_says_so():
     assert not tiny.shadowed
 
 
+def test_a_detectors_own_train_loop_follows_train_loops_precedence():
+    from plugin_detectors import ScheduledDetector
+
+    params = TrainParams(loop={"lr": 1e-3, "epochs": 4}, loop_per_detector={"scheduled": {"lr": 3e-4}})
+    tiny = effective_loop(ScheduledDetector, params, "tiny")
+    assert (tiny.params.lr, tiny.params.epochs) == (3e-4, 4)
+    assert tiny.sources["lr"] == "train.loop_per_detector.scheduled" and tiny.sources["epochs"] == "train.loop"
+    paper = effective_loop(ScheduledDetector, params, "paper")
+    assert paper.params.lr == 0.05 and paper.shadowed["lr"] == 3e-4
+    assert "train.loop_per_detector.scheduled lr = 0.0003 not applied" in paper.describe("scheduled", "paper")
+
+
 def test_an_override_by_detector_name_wins_everywhere():
     from plugin_detectors import ScheduledDetector
 
