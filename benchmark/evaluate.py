@@ -205,20 +205,21 @@ def run(args: argparse.Namespace) -> int:
 
     params_path = args.params if Path(args.params).exists() else None
     params: EvaluateParams = load_section("evaluate", params_path)
+    def report(name: str, outcome: tuple[dict[str, Any], list[str]], seconds: float = 0.0) -> None:
+        print("\n".join(outcome[1]), flush=True)
+
     if args.checkpoint.is_dir():
         # One stage for all of a detector's runs, scored side by side (evaluate.jobs).
         runs = {ckpt.parent.relative_to(args.checkpoint).as_posix(): ckpt for ckpt in checkpoints_under(args.checkpoint)}
-    else:
-        runs = {"": args.checkpoint}
-    jobs = [(ckpt, args.data, args.out / name, params, args.detector, args.protocol, args.fold)
-            for name, ckpt in runs.items()]
-    plan = plan_jobs(len(jobs), params.jobs, params.device)
-
-    def report(name: str, outcome: tuple[dict[str, Any], list[str]], seconds: float) -> None:
-        print("\n".join(outcome[1]), flush=True)
-
-    results = run_all(list(runs), evaluate_run, jobs, plan, on_done=report)
-    summary: dict[str, Any] = results[""][0] if "" in runs else {name: results[name][0] for name in runs}
+        jobs = [(ckpt, args.data, args.out / name, params, args.detector, args.protocol, args.fold)
+                for name, ckpt in runs.items()]
+        results = run_all(list(runs), evaluate_run, jobs, plan_jobs(len(jobs), params.jobs, params.device),
+                          on_done=report)
+        summary: dict[str, Any] = {name: results[name][0] for name in runs}
+    else:  # one checkpoint: its errors reach the user as they are
+        outcome = evaluate_run(args.checkpoint, args.data, args.out, params, args.detector, args.protocol, args.fold)
+        report("", outcome)
+        summary = outcome[0]
     if args.summary:
         write_json_atomic(args.summary, summary)
     return 0
