@@ -221,12 +221,9 @@ def check_checkpoint(ckpt: dict[str, Any], model: Detector, path: Path, data_has
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    if not Path(path).exists():
-        raise AvdfError(f"{path}: checkpoint does not exist")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:
-        raise AvdfError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
+    from detectors.backbones.weights import read_torch_pickle
+
+    return read_torch_pickle(path, "checkpoint", AvdfError, weights_only=False)
 
 
 def fit(

@@ -23,6 +23,20 @@ def require_path(path: str | Path, what: str) -> Path:
     return path
 
 
+def read_torch_pickle(path: str | Path, what: str, error: type[Exception] = BackboneError, *,
+                      weights_only: bool = True) -> Any:
+    """``torch.load`` of ``path`` onto the CPU; ``error`` names the file when it is missing or unreadable."""
+    import torch
+
+    path = Path(path)
+    if not path.exists():
+        raise error(f"{path}: {what} does not exist")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=weights_only)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
+        raise error(f"{path}: not a readable {what} ({type(exc).__name__}: {exc})") from None
+
+
 def _is_torchscript(path: Path) -> bool:
     # TorchScript archives (OpenAI's CLIP .pt files) are zips holding a constants.pkl / code/ folder.
     if not zipfile.is_zipfile(path):

@@ -298,12 +298,9 @@ def _load(module: nn.Module, state: Mapping[str, Any], source: Path) -> None:
 
 
 def _read_state(path: Path) -> Mapping[str, Any]:
-    if not path.exists():
-        raise TeacherError(f"{path}: deep_avsr weights file does not exist")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
-        raise TeacherError(f"{path}: not a readable PyTorch state dict ({type(exc).__name__}: {exc})") from None
+    from detectors.backbones.weights import read_torch_pickle
+
+    state = read_torch_pickle(path, "deep_avsr weights file", TeacherError)
     if not isinstance(state, Mapping):
         raise TeacherError(f"{path}: expected a state dict (torch.save(model.state_dict())), got {type(state).__name__}")
     return state

@@ -220,16 +220,11 @@ def load_teacher(path: str | Path, expect_modality: str | None = None, *, fronte
     (``detectors.ecl.deep_avsr``; ``frontend``: the video-only model's ``visual_frontend.pt``, default next
     to ``path``; ``video_input``: ``mouth`` or ``face_gray``). A missing, unexpected or wrong-shaped
     tensor is named."""
-    from detectors.backbones.weights import load_strict
+    from detectors.backbones.weights import load_strict, read_torch_pickle
     from pipeline.config import from_mapping
 
     path = Path(path)
-    if not path.exists():
-        raise TeacherError(f"{path}: teacher checkpoint does not exist")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
-        raise TeacherError(f"{path}: not a readable teacher checkpoint ({type(exc).__name__}: {exc})") from None
+    ckpt = read_torch_pickle(path, "teacher checkpoint", TeacherError, weights_only=False)
     if isinstance(ckpt, Mapping) and "format" not in ckpt and deep_avsr.released_kind(ckpt):
         teacher = deep_avsr.load_deep_avsr(path, ckpt, frontend=frontend, video_input=video_input)
         return _frozen(teacher, path, expect_modality)
