@@ -83,7 +83,8 @@ def train_run(detector: str, protocol: str, fold: str | None, shard_dir: Path, o
 
 
 def _summary(metrics: dict[str, Any]) -> str:
-    best = {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items() if k.startswith("best_")}
+    best = {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()
+            if k.startswith("best_") and k != "best_epoch"}
     return f"{metrics['epochs_run']} epochs in {metrics['seconds']:.1f} s, best epoch {metrics['best_epoch']} {best}"
 
 
