@@ -178,7 +178,7 @@ def test_catalogue_lists_every_protocol_with_a_studio_twin_of_the_same_shape():
 def test_unknown_protocol_and_version_give_clear_errors():
     with pytest.raises(AvdfError, match=r"unknown protocol 'intra-randm'.*did you mean 'intra-random'"):
         load_protocol("intra-randm")
-    with pytest.raises(AvdfError, match=r"no version '9.9'.*available: \['1.0.0'\]"):
+    with pytest.raises(AvdfError, match=r"no version '9.9'.*available: \['1.0.0', '1.1.0'\]"):
         load_protocol("intra-random", "9.9")
     p = load_protocol("intra-random", "1.0.0")
     assert p.identity() == {"name": "intra-random", "version": "1.0.0", "hash": p.hash}
@@ -471,3 +471,55 @@ def test_cross_manipulation_on_the_released_fav_lists(released_lists):
         assert {split_of[k] for k in fold.train + fold.val} == {"train"}, name
         assert set(fold.test_categories.values()) == {REAL, name}
         assert fold.val and fold.sizes()["test_fake"] > 0
+
+
+# ----------------------------------------------------------------------------- rounding
+
+def test_across_strata_rounding_gives_each_part_its_share_of_all_groups():
+    """30 videos, each its own stratum: rounding 30 % and 7 % per stratum of one video gives no
+    test or validation video (the last-resort fill then moves one into each); across strata the
+    running totals give round(30 x 0.3) = 9 test and round(30 x 0.07) = 2 validation videos."""
+    from benchmark.protocols.splitting import _stratum_by, assign_groups
+
+    rows = [{"key": f"k{i}", "video_id": f"v{i}", "method": f"m{i:02d}"} for i in range(30)]
+    fractions = {"test": 0.3, "val": 0.07, "train": 1.0}
+    per = assign_groups(rows, "video_id", fractions, 0, _stratum_by(["method"]), "t")
+    across = assign_groups(rows, "video_id", fractions, 0, _stratum_by(["method"]), "t", "across_strata")
+    assert Counter(per.values()) == {"test": 1, "val": 1, "train": 28}
+    assert Counter(across.values()) == {"test": 9, "val": 2, "train": 19}
+    # 10 strata of 3 videos: running totals round(0.9 k) take 0 or 1 test video from each stratum
+    rows3 = [{"key": f"k{i}", "video_id": f"v{i}", "method": f"m{i // 3:02d}"} for i in range(30)]
+    across3 = assign_groups(rows3, "video_id", fractions, 0, _stratum_by(["method"]), "t", "across_strata")
+    per_stratum = Counter(r["method"] for r in rows3 if across3[r["key"]] == "test")
+    assert sum(per_stratum.values()) == 9 and max(per_stratum.values()) == 1
+
+
+def test_studio_intra_random_validates_on_a_tenth_of_its_training_videos():
+    """Studio-shaped: each video holds a real clip and two fakes of it (kinds rotating, as
+    ``generate.methods_per_target`` does), so every mix of kinds is a stratum of a few videos.
+    v1.2.0 gives test and validation their shares of all videos; v1.1.0, rounding per stratum,
+    does not."""
+    import json
+
+    import leaderboard_data as data
+
+    kinds = data.FAV_FAKES[:2] + data.FAV_FAKES[4:]  # the five FakeAVCeleb-style recipe's kinds
+    extra = json.dumps({"recipe": "fakeavceleb"})
+    clips = []
+    for i in range(60):
+        identity, vid = f"p{i:02d}", f"p{i:02d}-v0"
+        group = data.STUDIO_GROUPS[i % 5]
+        clips.append(Clip(key=f"studio/{vid}", corpus="studio", identity=identity, video_id=vid, path="x.mp4",
+                          ethnicity=group))
+        for j in range(2):
+            vf, af, method = kinds[(2 * i + j) % len(kinds)]
+            clips.append(Clip(key=f"studio-fakeavceleb/{vid}/{j}", corpus="studio-fakeavceleb", identity=identity,
+                              video_id=vid, path="x.mp4", label=1, video_fake=vf, audio_fake=af,
+                              category=category_of(vf, af), method=method, ethnicity=group, extra=extra))
+    video_of = {c.key: c.video_id for c in clips}
+    videos = {}
+    for version in ("1.1.0", "1.2.0"):
+        fold = load_protocol("studio-intra-random", version).split(clips).fold("main")
+        videos[version] = {part: len({video_of[k] for k in fold.part(part)}) for part in ("val", "test")}
+    assert videos["1.2.0"] == {"val": round(60 * 0.7 * 0.1), "test": round(60 * 0.3)}
+    assert videos["1.1.0"] != videos["1.2.0"]

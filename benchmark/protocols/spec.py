@@ -58,6 +58,15 @@ class RandomSplit:
     # with the fractions, so small classes/categories still reach every part.
     stratify: list[str] = field(default_factory=lambda: ["label"])
     seed: int = 0
+    # How each stratum's share of a part is rounded to whole groups. ``per_stratum``: each
+    # stratum on its own (a stratum of 3 groups gets round(3 x 0.07) = 0 validation groups, so
+    # with many small strata a part falls far below its fraction). ``across_strata``: strata in
+    # turn, each taking the rounded running total minus what earlier strata took, so every part
+    # gets its fraction of all groups (within one) and each stratum its share within one.
+    rounding: str = "per_stratum"
+
+
+ROUNDINGS = ("per_stratum", "across_strata")
 
 
 @dataclass
@@ -197,6 +206,8 @@ def _check_random(r: RandomSplit, where: str, need_test: bool = True) -> None:
     check_fraction(r.test, f"{where}.test", allow_zero=not need_test)
     check_fraction(r.val, f"{where}.val")
     _check_group_field(r.by, f"{where}.by")
+    if r.rounding not in ROUNDINGS:
+        raise ConfigError(f"{where}.rounding: {r.rounding!r} is not one of {list(ROUNDINGS)}")
     for i, s in enumerate(r.stratify):
         _check_group_field(s, f"{where}.stratify[{i}]")
 

@@ -184,28 +184,44 @@ def assign_groups(
     seed: int,
     stratum: Callable[[list[dict[str, Any]]], Hashable],
     where: str,
+    rounding: str = "per_stratum",
 ) -> dict[str, str]:
-    """key -> part. Parts other than the last in ``fractions`` get
-    round(n * fraction) groups of each stratum; the last part gets the rest."""
+    """key -> part. Parts other than the last in ``fractions`` get their fraction of each
+    stratum's groups, rounded per stratum or across strata (``RandomSplit.rounding``); the
+    last part gets the rest."""
     groups = _group_rows(rows, by, where)
     strata: dict[Hashable, list[Any]] = defaultdict(list)
     for value, members in groups.items():
         strata[stratum(members)].append(value)
     parts = list(fractions)
     out: dict[str, str] = {}
+    seen = 0  # groups of the strata before this one
+    taken = {part: 0 for part in parts}  # groups those strata gave each part
     for key in sorted(strata, key=repr):
         ordered = sorted(strata[key], key=lambda v: _rank(seed, v))
         n = len(ordered)
         start = 0
         for i, part in enumerate(parts):
-            # floor(x + 0.5): plain rounding, not banker's.
-            count = n - start if i == len(parts) - 1 else min(n - start, int(n * fractions[part] + 0.5))
+            if i == len(parts) - 1:
+                count = n - start
+            elif rounding == "across_strata":
+                count = _round_half_up((seen + n) * fractions[part]) - taken[part]
+            else:
+                count = _round_half_up(n * fractions[part])
+            count = max(0, min(n - start, count))
             for value in ordered[start : start + count]:
                 for row in groups[value]:
                     out[row["key"]] = part
             start += count
+            taken[part] += count
+        seen += n
     _fill_empty_parts(out, groups, fractions, seed)
     return out
+
+
+def _round_half_up(x: float) -> int:
+    # floor(x + 0.5): plain rounding, not banker's.
+    return int(x + 0.5)
 
 
 def _fill_empty_parts(out: dict[str, str], groups: Mapping[Any, list[dict[str, Any]]],
@@ -235,7 +251,7 @@ def _random_fractions(r: RandomSplit) -> dict[str, float]:
 
 
 def _assign_random(rows: Sequence[dict[str, Any]], r: RandomSplit, where: str) -> dict[str, str]:
-    return assign_groups(rows, r.by, _random_fractions(r), r.seed, _stratum_by(r.stratify), where)
+    return assign_groups(rows, r.by, _random_fractions(r), r.seed, _stratum_by(r.stratify), where, r.rounding)
 
 
 # --------------------------------------------------------------------------- strategies
@@ -434,7 +450,7 @@ def _split_cross(spec, pool, categories, where) -> dict[str, Assignment]:
     if c.sides is not None:
         sides = assign_groups(
             pool, c.sides.by, {"test": c.sides.test, "train": 1.0}, c.sides.seed,
-            _stratum_by(c.sides.stratify), f"{where} (sides)",
+            _stratum_by(c.sides.stratify), f"{where} (sides)", c.sides.rounding,
         )
         train_side = [r for r in pool if sides[r["key"]] == "train"]
         test_side = [r for r in pool if sides[r["key"]] == "test"]
