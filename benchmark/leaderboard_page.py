@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from benchmark.leaderboard import Board, Table
+    from benchmark.leaderboard_tables import Board, Table
 
 # Enough distinct colours for a typical board; they repeat beyond that.
 PALETTE = ["#2463b8", "#d1495b", "#2a9d55", "#e0a100", "#7b4fb3", "#1b9aaa", "#8c564b", "#e377c2", "#555555"]
@@ -214,7 +214,7 @@ def render_plots(board: Board) -> str:
 # --------------------------------------------------------------------------- the page
 
 def render_html(board: Board, tables: Sequence[Table], *, title: str, created: str, plots: bool = True) -> str:
-    from benchmark.leaderboard import STUDIO_NOTE, STUDIO_SECTION
+    from benchmark.leaderboard_tables import STUDIO_NOTE, STUDIO_SECTION
 
     parts = []
     section = None

@@ -288,6 +288,16 @@ def bootstrap_ci(
     return out
 
 
+def score_spread(scores: Any) -> dict[str, float]:
+    """How far a detector's video scores spread: a collapsed, constant-output model has a
+    spread near 0 whatever its AUC (ties of nearly equal scores can still rank by chance)."""
+    s = np.asarray(scores, dtype=np.float64)
+    _check_scores(s)
+    q25, median, q75 = np.quantile(s, [0.25, 0.5, 0.75])
+    return {"std": float(s.std()), "iqr": float(q75 - q25), "min": float(s.min()), "median": float(median),
+            "max": float(s.max())}
+
+
 def _with_ci(y, s, threshold, n_bootstrap, seed, level) -> dict[str, Any]:
     report = binary_metrics(y, s, threshold)
     if n_bootstrap:
@@ -316,7 +326,7 @@ def evaluate_scores(
     y, s = _prepare(labels, scores)
     out: dict[str, Any] = {
         "threshold": threshold,
-        "overall": _with_ci(y, s, threshold, n_bootstrap, seed, level),
+        "overall": {**_with_ci(y, s, threshold, n_bootstrap, seed, level), "score_spread": score_spread(s)},
     }
     if categories is None:
         return out

@@ -604,10 +604,14 @@ def _ci(value, where, name):
 _METRIC_FIELDS = {m: _UNIT for m in METRICS}
 
 
+def _spread(value, where, name):
+    _check_keys(value, where, name, {k: _number(0.0, 1.0) for k in ("std", "iqr", "min", "median", "max")})
+
+
 def _block(value, where, name):
-    """Metrics of one set of videos (``binary_metrics`` + optional ``ci``)."""
+    """Metrics of one set of videos (``binary_metrics`` + optional ``ci`` and ``score_spread``)."""
     _check_keys(value, where, name, {**_METRIC_FIELDS, "n": _COUNT, "n_real": _COUNT, "n_fake": _COUNT},
-                {"ci": _ci, "undefined": _any_mapping})
+                {"ci": _ci, "undefined": _any_mapping, "score_spread": _spread})
 
 
 def _average(value, where, name):

@@ -10,10 +10,7 @@ LEVEL = {"pipeline": 0, "detectors": 1, "generators": 1, "benchmark": 2}
 # Known upward imports still to mend (file -> imported package), each with its reason.
 KNOWN: set[tuple[str, str]] = set()
 # Known pairs of modules that import each other (at module level or inside a function), each with its reason.
-KNOWN_CYCLES = {
-    # The HTML page renders the board's tables; the board calls the page renderer when asked for HTML.
-    ("benchmark.leaderboard", "benchmark.leaderboard_page"),
-}
+KNOWN_CYCLES: set[tuple[str, str]] = set()
 
 
 def _modules() -> dict[str, Path]:

@@ -13,7 +13,8 @@ import pytest
 
 import leaderboard_data as data
 from benchmark.cli import main
-from benchmark.leaderboard import STUDIO_SECTION, write_leaderboard
+from benchmark.leaderboard import write_leaderboard
+from benchmark.leaderboard_tables import STUDIO_SECTION
 from benchmark.protocols import load_protocol
 from benchmark.results import METRICS_NAME, ResultsError, read_result
 
@@ -170,7 +171,7 @@ def test_two_results_for_one_cell_are_refused(results, tmp_path):
     src = results / "real" / "cad-full" / "intra-random" / "main"
     for copy in ("a", "b"):
         shutil.copytree(src, tmp_path / copy)
-    with pytest.raises(ResultsError, match="two results for cad full on intra-random v1.0.0 fold main"):
+    with pytest.raises(ResultsError, match="two results for cad full on intra-random v1.1.0 fold main"):
         write_leaderboard([tmp_path / "a", tmp_path / "b"], tmp_path / "board")
     assert not (tmp_path / "board").exists()
 
@@ -182,7 +183,7 @@ def test_two_definitions_of_one_protocol_version_are_refused(results, tmp_path):
     result = json.loads(metrics.read_text())
     result["protocol"]["hash"] = "f" * 64
     metrics.write_text(json.dumps(result))
-    with pytest.raises(ResultsError, match="disagree on the definition of intra-random v1.0.0"):
+    with pytest.raises(ResultsError, match="disagree on the definition of intra-random v1.1.0"):
         write_leaderboard([tmp_path], tmp_path / "board")
 
 
@@ -219,3 +220,30 @@ def test_a_submission_named_like_a_detector_is_its_own_row(results, tmp_path):
     rows = md_tables(out["leaderboard.md"].read_text())[("Real corpora", "Intra-dataset (ACC / AUC)")][1:]
     assert [r[0] for r in rows] == ["cad", "cad (submission)"]
     assert [r["kind"] for r in read_csv(out["leaderboard.csv"])] == ["detector", "submission"]
+
+
+def test_the_spread_table_shows_a_constant_detector(tmp_path):
+    """A collapsed model that outputs one score for every video gets SD 0; another row's SD is the
+    standard deviation of its own scores.parquet."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from benchmark.results import DetectorInfo, score_predictions, write_scored
+
+    studio = data.studio_manifest(per_group=2)
+    protocol = load_protocol("studio-intra-random")
+    fold = protocol.split(studio).fold("main")
+    preds = data.predictions("studio-intra-random", studio, fold="main")
+    flat = preds.set_column(preds.schema.get_field_index("score"), "score", pa.array([0.57] * len(preds)))
+    write_scored(tmp_path / "r" / "flat", score_predictions(protocol, fold, studio, flat,
+                                                            detector=DetectorInfo("flat", None), n_bootstrap=20))
+    write_scored(tmp_path / "r" / "good", score_predictions(protocol, fold, studio, preds,
+                                                            detector=DetectorInfo("good", None), n_bootstrap=20))
+    out = write_leaderboard([tmp_path / "r"], tmp_path / "board", plots=False, n_bootstrap=20)
+    rows = {r["detector"]: r for r in csv.DictReader(open(out["leaderboard.csv"]))}
+    column = f"studio-intra-random@{protocol.version}/main/SPREAD"
+    assert float(rows["flat"][column]) == 0.0
+    good_scores = pq.read_table(tmp_path / "r" / "good" / "scores.parquet").column("score").to_numpy()
+    assert float(rows["good"][column]) == pytest.approx(float(np.std(good_scores)))
+    assert float(rows["good"][column]) > 0.05
+    assert "Score spread" in out["leaderboard.md"].read_text()

@@ -65,9 +65,9 @@ def test_tables_render_and_sort_in_chromium(page, tmp_path):
     found = re.search(r'<pre id="selftest-result">(.*?)</pre>', done.stdout, re.S)
     assert found, "the page's self-test did not run (no JavaScript?)"
     report = json.loads(found.group(1))
-    # studio intra + studio cross-manipulation + real cross-dataset
-    assert report["tables"] == 3
-    assert report["rows"] == 3 + 3 + 2
+    # studio intra + studio cross-manipulation + real cross-dataset, and each section's score spread
+    assert report["tables"] == 3 + 2
+    assert report["rows"] == 3 + 3 + 2 + 3 + 2
     assert report["sorted_desc"] is True and report["sorted_asc"] is True
     # The self-test sorts the first numeric column: real tables come first, so cross-dataset FAV AUC.
     rows = list(csv.DictReader(open(page.with_name("leaderboard.csv"))))

@@ -195,3 +195,15 @@ def test_evaluate_segments_checks_keys_against_the_test_set():
         M.evaluate_segments(segments, {**labels, "c/d": 1})
     with pytest.raises(M.ScoresError, match=r"1 scored key\(s\) not in the test set \['c/c'\]"):
         M.evaluate_segments(segments, {"c/a": 1, "c/b": 0})
+
+
+def test_score_spread_matches_hand_worked_values():
+    from benchmark.metrics import score_spread
+
+    # mean 0.5; squared deviations 0.09, 0.01, 0.01, 0.09 -> variance 0.05; quartiles by linear
+    # interpolation at positions 0.75 and 2.25: 0.35 and 0.65
+    spread = score_spread([0.8, 0.2, 0.6, 0.4])
+    assert spread["std"] == pytest.approx(0.05 ** 0.5)
+    assert spread["iqr"] == pytest.approx(0.3)
+    assert (spread["min"], spread["median"], spread["max"]) == pytest.approx((0.2, 0.5, 0.8))
+    assert score_spread([0.3] * 5)["std"] == 0.0

@@ -216,7 +216,8 @@ def test_each_modality_is_scored_against_its_own_label():
 def test_leaderboard_shows_per_modality_columns(tmp_path):
     import csv
 
-    from benchmark.leaderboard import MODALITY_TITLE, write_leaderboard
+    from benchmark.leaderboard import write_leaderboard
+    from benchmark.leaderboard_tables import MODALITY_TITLE
 
     clips = _one_modality_fakes()
     protocol = load_protocol("studio-intra-random")
