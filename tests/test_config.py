@@ -29,7 +29,7 @@ def test_repo_params_load_every_section():
     params = load_params(REPO / "params.yaml")
     assert set(params) == set(SECTIONS)
     assert params["preprocess"].face_size == 112  # the studio profile (tiny presets read 64 px)
-    assert params["generate"].methods_per_target == {"cmdfd": 1, "fakeavceleb": 2}
+    assert params["generate"].methods_per_target == {"cmdfd": 1, "fakeavceleb": 4}
 
 
 def test_strict_conversion():

@@ -23,10 +23,12 @@ MAX_UTTERANCES = 99
 # Utterances recorded in one "session" share background, lighting and framing
 # (one video_id); an identity with more utterances than this has several videos.
 UTTERANCES_PER_SESSION = 2
-# A TTS utterance joins this many sentences (about 4 s of speech).
-SENTENCES_PER_UTTERANCE = 2
+# A TTS utterance is this many sentences: one is about 2.2 s of speech (3 segments of 16
+# frames), so the default corpus affords hundreds of clips within the DAG's time budget.
+SENTENCES_PER_UTTERANCE = 1
 # Plan version: bump when a change alters what a given (identities, utterances, seed) renders.
-STUDIO_VERSION = "1"
+# 2: one sentence per utterance (was two).
+STUDIO_VERSION = "2"
 
 
 class StudioParamError(AvdfError):
