@@ -33,6 +33,7 @@ bench: install
 	$(VENV)/bin/avdf bench decode
 	$(VENV)/bin/avdf bench preprocess
 	$(VENV)/bin/avdf bench train
+	$(VENV)/bin/avdf bench dag
 
 repro: install
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" DVC_NO_ANALYTICS=1 $(VENV)/bin/dvc repro

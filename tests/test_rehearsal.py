@@ -11,7 +11,8 @@ import subprocess
 
 import pytest
 import yaml
-from dvc_workspace import copy_checkout
+
+from benchmark.perf.dag import copy_checkout
 
 pytestmark = pytest.mark.slow
 

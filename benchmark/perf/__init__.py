@@ -16,6 +16,7 @@ BENCHES: dict[str, str] = {
     "preprocess": "benchmark.perf.preprocess",
     "detect": "benchmark.perf.detect",
     "train": "benchmark.perf.train",
+    "dag": "benchmark.perf.dag",
 }
 
 

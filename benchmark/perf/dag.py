@@ -1,0 +1,85 @@
+"""The main job's wall time and core use: `dvc repro` of the default DAG in a clean copy of the checkout.
+
+Copies the files git tracks into a fresh folder (as a fresh clone has them), runs `dvc repro`
+there and prints each stage's wall time, the whole DAG's wall time beside its CPU time (core
+use: CPU seconds / wall seconds, beside the cores there are) and beside issue 14's goal (10 min
+on 2 cores), then a second `dvc repro` (nothing to do; goal 2 s). Takes as long as the DAG.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+GOAL_WALL_S = 600.0  # issue 14: the default DAG on 2 cores
+GOAL_NOOP_S = 2.0
+_STAGE = re.compile(r"Running stage '([^']+)'")
+
+
+def copy_checkout(dest: Path, repo: Path = REPO) -> tuple[Path, dict[str, str]]:
+    """Copy the files git tracks in ``repo`` into ``dest/avdf`` (a git repository of its own);
+    return (that folder, the environment to run avdf and dvc in it)."""
+    work = dest / "avdf"
+    files = subprocess.run(["git", "ls-files"], cwd=repo, capture_output=True, text=True, check=True).stdout.split()
+    for name in files:
+        (work / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(repo / name, work / name)
+    subprocess.run(["git", "init", "-q"], cwd=work, check=True)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "PYTHONPATH": str(work), "DVC_NO_ANALYTICS": "1"}
+    return work, env
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="where to copy the checkout (default: a temporary folder, removed afterwards)")
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed_repro(work: Path, env: dict[str, str]) -> tuple[float, float, list[tuple[str, float]], str]:
+    """(wall s, CPU s of dvc and everything it ran, [(stage, wall s)], output) of one `dvc repro`."""
+    cpu0, t0 = _children_cpu_s(), time.perf_counter()
+    proc = subprocess.Popen(["dvc", "repro"], cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    stages: list[tuple[str, float]] = []
+    lines = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        lines.append(line)
+        found = _STAGE.search(line)
+        if found:
+            stages.append((found.group(1), time.perf_counter()))
+    proc.wait()
+    wall = time.perf_counter() - t0
+    cpu = _children_cpu_s() - cpu0
+    if proc.returncode:
+        raise SystemExit(f"bench dag: dvc repro failed ({proc.returncode}):\n{''.join(lines[-40:])}")
+    ends = [t for _, t in stages[1:]] + [t0 + wall]
+    return wall, cpu, [(name, end - start) for (name, start), end in zip(stages, ends)], "".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    cores = os.cpu_count() or 1
+    with tempfile.TemporaryDirectory(prefix="avdf-bench-dag-") as tmp:
+        work, env = copy_checkout(args.workdir or Path(tmp))
+        print(f"bench dag: dvc repro of the default DAG in {work} ({cores} cores)", flush=True)
+        wall, cpu, stages, _ = timed_repro(work, env)
+        for name, seconds in stages:
+            print(f"  {name:32s} {seconds:7.1f} s")
+        print(f"DAG wall {wall:.0f} s ({wall / GOAL_WALL_S:.2f}x the {GOAL_WALL_S:.0f} s goal); CPU {cpu:.0f} s; "
+              f"core use {cpu / wall:.2f} of {cores} cores ({cpu / wall / cores:.0%})")
+        noop, _, _, _ = timed_repro(work, env)
+        print(f"no-op dvc repro {noop:.1f} s ({noop / GOAL_NOOP_S:.2f}x the {GOAL_NOOP_S:.0f} s goal)")
+    return 0
