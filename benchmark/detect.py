@@ -8,8 +8,9 @@ with a silent track (as clips of video-only corpora are), and the result says
 so under ``notes``.
 
 Latency (``avdf bench detect`` prints the split): the video is decoded and its
-face tracked in a child process while this one loads the detector's weights, so
-on two cores the two overlap; ``seconds`` reports each part's own wall time, so
+face tracked in a child process while this one imports torch and loads the
+detector's weights, so on two cores the two overlap; ``seconds`` reports each
+part's own wall time (``load`` includes importing torch and the detectors), so
 ``load`` + ``preprocess`` can exceed ``total``. The face detector's native start-up log
 lines are kept off stderr (``pipeline.native_logs``) unless ``--debug``.
 """
@@ -56,20 +57,20 @@ def detect_video(video: Path, checkpoint: Path, params: DetectParams, preprocess
     """Preprocess ``video`` and score it; returns scores, segment count and timings."""
     import numpy as np
 
-    from benchmark.evaluate import load_trained, segment_scores
     from pipeline.preprocess_clip import PreprocessOptions
 
     t0 = time.perf_counter()
     options = PreprocessOptions(**{f.name: getattr(preprocess, f.name) for f in fields(PreprocessOptions)})
     # Preprocessing runs in a child process while this one loads the weights: both are mostly Python-bound
     # (imports, model construction / frame reads, face tracking), so threads would share one GIL and, on a
-    # busy pair of cores, finish no sooner than one after the other.
+    # busy pair of cores, finish no sooner than one after the other. The child starts first, before torch
+    # is imported here, so that its own start-up (interpreter, mediapipe) overlaps that import too.
     pool = multiprocessing.get_context("spawn").Pool(1)
     try:
         with tempfile.TemporaryDirectory(prefix="avdf-detect-") as tmp:
             pending = pool.apply_async(_preprocess_file, (Path(video), Path(tmp) / "clip.npz", options))
             # A bad checkpoint is reported first, as when it loaded before the video (the child is stopped).
-            (model, _), load_s = _timed(load_trained, checkpoint, detector)
+            (model, segment_scores), load_s = _timed(_load_detector, checkpoint, detector)
             summary, preprocess_s = pending.get()
             with np.load(Path(tmp) / "clip.npz") as npz:
                 arrays = {name: npz[name] for name in npz.files}
@@ -107,6 +108,14 @@ def detect_video(video: Path, checkpoint: Path, params: DetectParams, preprocess
         "seconds": {"load": round(load_s, 3), "preprocess": round(preprocess_s, 3),
                     "score": round(t_end - t_ready, 3), "total": round(t_end - t0, 3)},
     }
+
+
+def _load_detector(checkpoint: Path, detector: str | None) -> tuple[Any, Callable[..., Any]]:
+    """(the trained detector, the segment scorer); the import of torch and the detectors counts as loading."""
+    from benchmark.evaluate import load_trained, segment_scores
+
+    model, _ = load_trained(checkpoint, detector)
+    return model, segment_scores
 
 
 def _preprocess_file(video: Path, out: Path, options: Any) -> tuple[dict[str, Any], float]:

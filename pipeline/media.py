@@ -9,11 +9,18 @@ stored as display-matrix side data is rotated by ffmpeg (its default
 autorotation), and ``probe`` reports the displayed size. Decoding counts the
 errors ffmpeg reports (a corrupt H.264 stream still yields frames), so callers
 can refuse damaged clips instead of learning from their artefacts.
+
+Every ffmpeg or ffprobe start costs ~0.1 s of CPU before any work (the dynamic
+loader resolving symbols across the ~200 libraries Debian's build links), more
+than decoding a short 224 px clip. So a caller holding a ``probe`` passes it on
+(``info=``), and ``iter_frames(..., audio=AudioCapture())`` decodes the audio
+track in the same ffmpeg run as the frames: one probe and one decode per clip.
 """
 from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import subprocess
 import tempfile
@@ -23,6 +30,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import ffmpeg
 import numpy as np
@@ -214,6 +222,16 @@ def _video_duration(info: Probe, stream: VideoStream) -> float:
 
 
 @dataclass
+class AudioCapture:
+    """The audio track decoded beside the frames by ``iter_frames(..., audio=...)``: 16 kHz (or
+    ``sample_rate``) mono float32, sized as ``decode_audio`` sizes it; filled in once the
+    iteration has run to its end."""
+
+    sample_rate: int = SAMPLE_RATE
+    samples: np.ndarray | None = None
+
+
+@dataclass
 class DecodeReport:
     """What ffmpeg said while decoding a video: filled in when the decode runs to its end.
 
@@ -236,6 +254,25 @@ class DecodeReport:
 # "[h264 @ 0x55bb1cd346c0] error while decoding MB 2 5" -> "[h264] error while decoding MB 2 5"
 _ADDRESS = re.compile(r" @ 0x[0-9a-fA-F]+\]")
 _KEPT_LINES = 20
+
+
+class _PipeReader:
+    """Read a pipe to its end on a thread (see ``iter_frames``'s audio output)."""
+
+    def __init__(self, fd: int) -> None:
+        self._chunks: list[bytes] = []
+        self._file = os.fdopen(fd, "rb")
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        with self._file:
+            while chunk := self._file.read(1 << 16):
+                self._chunks.append(chunk)
+
+    def join(self) -> bytes:
+        self._thread.join()
+        return b"".join(self._chunks)
 
 
 class _StderrDrain:
@@ -274,19 +311,27 @@ def iter_frames(
     crop: tuple[int, int, int, int] | None = None,
     info: Probe | None = None,
     report: DecodeReport | None = None,
+    audio: AudioCapture | None = None,
 ) -> Iterator[np.ndarray]:
     """Stream upright frames resampled to ``fps`` as RGB uint8 arrays of shape (H, W, 3).
 
     ``crop`` = (x, y, w, h) in displayed (upright) pixels is applied before ``size`` = (w, h).
     Constant memory: one frame at a time, whatever the clip length. Pass a
     ``report`` to learn how many errors ffmpeg reported (filled in once the
-    iteration has run to its end).
+    iteration has run to its end). Pass ``audio`` to get the first audio stream
+    from the same ffmpeg run (no second process start); the file must have one
+    (``MediaError`` ``no_audio``). The result equals ``decode_audio``'s, errors
+    included: where the shared run reports any error, the frames' error count and
+    the audio come from separate runs, which tell video and audio errors apart.
     """
     info = info or probe(path)
     stream = _require_video(info)
+    if audio is not None:
+        _require_audio(info)
     # ffmpeg's default autorotation turns the frames upright before the filters below, so the
     # displayed size from probe() is what comes out of the pipe (and crops are in upright pixels).
-    stream_in = ffmpeg.input(str(path)).video.filter("fps", fps=fps)
+    source = ffmpeg.input(str(path))
+    stream_in = source.video.filter("fps", fps=fps)
     out_w, out_h = stream.width, stream.height
     if crop is not None:
         x, y, w, h = crop
@@ -295,11 +340,25 @@ def iter_frames(
     if size is not None:
         out_w, out_h = size
         stream_in = stream_in.filter("scale", out_w, out_h, flags="area")
-    proc = (
-        stream_in.output("pipe:", format="rawvideo", pix_fmt="rgb24", vsync="cfr")
-        .global_args("-nostdin", "-loglevel", "error")
-        .run_async(pipe_stdout=True, pipe_stderr=True)
-    )
+    outputs = [stream_in.output("pipe:", format="rawvideo", pix_fmt="rgb24", vsync="cfr")]
+    audio_read = audio_write = None
+    if audio is not None:
+        # The audio goes to a second pipe, read on a thread (ffmpeg interleaves both outputs, so
+        # either pipe filling up would stall the other).
+        audio_read, audio_write = os.pipe()
+        outputs.append(_audio_output(source, f"pipe:{audio_write}", audio.sample_rate))
+    args = ffmpeg.merge_outputs(*outputs).global_args("-nostdin", "-loglevel", "error").compile()
+    try:
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                pass_fds=(audio_write,) if audio_write is not None else ())
+    except BaseException:
+        if audio_read is not None:
+            os.close(audio_read)
+        raise
+    finally:
+        if audio_write is not None:
+            os.close(audio_write)  # the child holds its copy: end-of-file comes when ffmpeg exits
+    audio_reader = _PipeReader(audio_read) if audio_read is not None else None
     drain = _StderrDrain(proc.stderr)
     frame_bytes = out_w * out_h * 3
     count = leftover = 0
@@ -312,11 +371,19 @@ def iter_frames(
             count += 1
             yield np.frombuffer(buf, np.uint8).reshape(out_h, out_w, 3)
     finally:
-        # Also on an early stop: closing stdout ends ffmpeg (broken pipe) and the reader thread.
+        # Also on an early stop: closing stdout ends ffmpeg (broken pipe) and the reader threads.
         proc.stdout.close()
         rc = proc.wait()
         drain.join()
         proc.stderr.close()
+        raw_audio = audio_reader.join() if audio_reader is not None else b""
+    if audio is not None and (rc != 0 or drain.count):
+        # Shared-run errors cannot be told apart by stream: count the frames' errors as a run
+        # without audio does, and decode the audio alone (its own failures raise there).
+        for _ in iter_frames(path, fps, size, crop, info, report):
+            pass
+        audio.samples = decode_audio(path, audio.sample_rate, info=info)
+        return
     if rc != 0:
         raise MediaError(path, f"video decoding failed ({_ffmpeg_reason(drain.text())})", "decode")
     if leftover:
@@ -326,6 +393,8 @@ def iter_frames(
         )
     if report is not None:
         report.errors, report.frames, report.lines, report.complete = drain.count, count, drain.first, True
+    if audio is not None:
+        audio.samples = _sized_audio(path, info, np.frombuffer(raw_audio, np.float32).copy(), audio.sample_rate)
 
 
 def decode_video(
@@ -365,6 +434,7 @@ def decode_audio(
     path: str | Path,
     sample_rate: int = SAMPLE_RATE,
     num_samples: int | None = None,
+    info: Probe | None = None,
 ) -> np.ndarray:
     """Decode the first audio stream to mono float32 in [-1, 1] at ``sample_rate``.
 
@@ -372,24 +442,34 @@ def decode_audio(
     count the stream's duration implies, which drops the encoder padding AAC
     appends to its last frame, or the decoded count where that is shorter (an
     mp3's container duration counts the encoder delay and padding that the
-    decoder drops).
+    decoder drops). Pass the file's ``probe`` as ``info`` to skip probing it again.
     """
-    info = probe(path)
-    stream = _require_audio(info)
+    info = info or probe(path)
+    _require_audio(info)
     try:
         out, _ = (
-            ffmpeg.input(str(path))
-            .audio.output("pipe:", format="f32le", acodec="pcm_f32le", ac=1, ar=sample_rate)
+            _audio_output(ffmpeg.input(str(path)), "pipe:", sample_rate)
             .global_args("-nostdin", "-loglevel", "error")
             .run(capture_stdout=True, capture_stderr=True)
         )
     except ffmpeg.Error as exc:
         raise MediaError(path, f"audio decoding failed ({_ffmpeg_reason(exc.stderr or b'')})", "decode") from None
-    audio = np.frombuffer(out, np.float32).copy()
+    return _sized_audio(path, info, np.frombuffer(out, np.float32).copy(), sample_rate, num_samples)
+
+
+def _audio_output(source: Any, target: str, sample_rate: int) -> Any:
+    """ffmpeg output of ``source``'s first audio stream as raw mono float32 at ``sample_rate``."""
+    return source.audio.output(target, format="f32le", acodec="pcm_f32le", ac=1, ar=sample_rate)
+
+
+def _sized_audio(
+    path: str | Path, info: Probe, audio: np.ndarray, sample_rate: int, num_samples: int | None = None
+) -> np.ndarray:
+    """Decoded samples sized as ``decode_audio`` documents."""
     if audio.size == 0:
         raise MediaError(path, "audio stream has no decodable samples (truncated or corrupt)", "truncated")
     if num_samples is None:
-        duration = stream.duration_s or info.duration_s
+        duration = _require_audio(info).duration_s or info.duration_s
         num_samples = min(audio.size, int(round(duration * sample_rate)))
     return fit_length(audio, num_samples)
 

@@ -11,18 +11,31 @@ A row whose JSON ``extra`` has ``"video_only": true`` (a clip of a video-only
 corpus such as FaceForensics++ or Celeb-DF, set by its ingest adapter) is
 given a silent audio track when its file has no audio stream; any other
 audio-less clip fails ``no_audio``.
+
+Clips whose media file holds the same bytes as an earlier clip's (same size and
+sha256; the CMDFD-style build re-keys each forged real clip as an ``origin``
+clip pointing at the very same mp4) are preprocessed once: the stage runs the
+first of each such group, then links the others' ``.npz`` to its arrays (a hard
+link, else a copy), with ``same_media_as`` (the first clip's key) in their
+``extra.preprocess``. Preprocessing is deterministic, so the arrays are those a
+second computation would give. A copy of a failed clip fails with its error.
 """
 from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass, fields
+import logging
+import os
+import shutil
 from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from pipeline.config import load_section
 from pipeline.preprocess_clip import PreprocessOptions
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -56,30 +69,95 @@ class PreprocessWorker:
         self.backend = make_face_backend(self.options.face_backend, **self.options.face_backend_options)
 
     def __call__(self, item: dict[str, Any], out_dir: Path) -> dict[str, Any]:
-        from pipeline.media import FPS, SAMPLE_RATE
         from pipeline.preprocess_clip import preprocess_clip
-        from pipeline.runner import item_dir_name
 
         item = dict(item)
         media = Path(item.pop("media_path"))
-        rel = Path("clips") / f"{item_dir_name(item['key'])}.npz"
-        extra = json.loads(item["extra"]) if item.get("extra") else {}
-        # The corpus, not the file, says whether a missing audio stream is expected.
-        video_only = extra.get("video_only") is True
-        summary = preprocess_clip(media, out_dir / rel, self.options, self.backend, allow_silent=video_only)
+        rel = _clip_path(item["key"])
+        summary = preprocess_clip(media, out_dir / rel, self.options, self.backend, allow_silent=_video_only(item))
         # Only what describes the result: paths and timings would make rows machine-dependent.
-        extra["preprocess"] = {k: summary[k] for k in SUMMARY_FIELDS if k in summary}
-        extra.setdefault("source_path", item["path"])
-        return {
-            **item,
-            "path": str(rel),
-            "fps": float(FPS),
-            "sample_rate": SAMPLE_RATE,
-            "num_frames": int(summary["num_frames"]),
-            "num_samples": int(summary["num_samples"]),
-            "duration_s": summary["num_frames"] / FPS,
-            "extra": json.dumps(extra, sort_keys=True, default=str),
-        }
+        described = {k: summary[k] for k in SUMMARY_FIELDS if k in summary}
+        return _result_row(item, rel, described, int(summary["num_frames"]), int(summary["num_samples"]))
+
+
+class SameMediaWorker:
+    """Second pass: a clip whose media file equals an already preprocessed clip's gets that clip's arrays.
+
+    The item carries the first clip's result row under ``same_media_as``; ``options`` are
+    the stage's (unused here, but part of every item's hash, so new options redo the link).
+    """
+
+    def __init__(self, **options: Any) -> None:
+        self.options = options
+
+    def __call__(self, item: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+        from pipeline.atomic import atomic_path
+
+        item = dict(item)
+        item.pop("media_path")
+        first = item.pop("same_media_as")
+        rel = _clip_path(item["key"])
+        with atomic_path(out_dir / rel) as tmp:
+            tmp.unlink()
+            try:
+                os.link(out_dir / first["path"], tmp)
+            except OSError:  # a file system without hard links
+                shutil.copyfile(out_dir / first["path"], tmp)
+        described = {**json.loads(first["extra"])["preprocess"], "same_media_as": first["key"]}
+        return _result_row(item, rel, described, int(first["num_frames"]), int(first["num_samples"]))
+
+
+def _clip_path(key: str) -> Path:
+    from pipeline.runner import item_dir_name
+
+    return Path("clips") / f"{item_dir_name(key)}.npz"
+
+
+def _video_only(item: dict[str, Any]) -> bool:
+    # The corpus, not the file, says whether a missing audio stream is expected.
+    return bool(item.get("extra")) and json.loads(item["extra"]).get("video_only") is True
+
+
+def _result_row(item: dict[str, Any], rel: Path, described: dict[str, Any], num_frames: int,
+                num_samples: int) -> dict[str, Any]:
+    """The output manifest row of ``item``, preprocessed into ``rel``."""
+    from pipeline.media import FPS, SAMPLE_RATE
+
+    extra = json.loads(item["extra"]) if item.get("extra") else {}
+    extra["preprocess"] = described
+    extra.setdefault("source_path", item["path"])
+    return {
+        **item,
+        "path": str(rel),
+        "fps": float(FPS),
+        "sample_rate": SAMPLE_RATE,
+        "num_frames": num_frames,
+        "num_samples": num_samples,
+        "duration_s": num_frames / FPS,
+        "extra": json.dumps(extra, sort_keys=True, default=str),
+    }
+
+
+def same_media(items: Sequence[dict[str, Any]]) -> dict[str, str]:
+    """Key -> key of the first earlier item whose media file has the same bytes (and whose
+    ``video_only`` flag, the one per-item option, agrees). Frame folders and missing files
+    are left alone (the latter fail on their own)."""
+    from pipeline.atomic import sha256_file
+
+    groups: dict[tuple[int, bool], list[dict[str, Any]]] = {}
+    for item in items:
+        if os.path.isfile(item["media_path"]):
+            groups.setdefault((os.path.getsize(item["media_path"]), _video_only(item)), []).append(item)
+    out = {}
+    for group in groups.values():
+        if len(group) < 2:  # only files that share their size with another are hashed
+            continue
+        firsts: dict[str, str] = {}
+        for item in group:
+            first = firsts.setdefault(sha256_file(item["media_path"]), item["key"])
+            if first != item["key"]:
+                out[item["key"]] = first
+    return out
 
 
 def collect_items(manifests: Sequence[Path]) -> list[dict[str, Any]]:
@@ -106,26 +184,50 @@ def preprocess_manifest(
     address: str | None = None,
 ) -> Any:
     """Run the stage; write ``out/manifest.parquet`` and ``out/failures.parquet``; return the StageResult."""
-    from pipeline.manifest import rows_to_table, write_failures, write_manifest
+    from pipeline.manifest import Failure, check_accounting, rows_to_table, write_failures, write_manifest
     from pipeline.raycluster import RayParams
-    from pipeline.runner import run_stage
+    from pipeline.runner import StageResult, run_stage
 
     ray_params = ray_params or RayParams()
     items = collect_items([manifests] if isinstance(manifests, (str, Path)) else manifests)
     options = {f.name: getattr(params, f.name) for f in fields(PreprocessOptions)}
-    result = run_stage(
-        "preprocess",
-        items,
-        "pipeline.preprocess:PreprocessWorker",
-        options,
-        out,
-        num_cpus=params.num_cpus_per_task,
-        max_retries=ray_params.max_retries,
-        timeout_s=params.timeout_s,
-        address=address or ray_params.address,
-        ray_num_cpus=ray_params.num_cpus,
-        object_store_mb=ray_params.object_store_mb,
-    )
+    copies = same_media(items)
+
+    def stage(todo: list[dict[str, Any]], worker: str) -> StageResult:
+        return run_stage(
+            "preprocess",
+            todo,
+            worker,
+            options,
+            out,
+            num_cpus=params.num_cpus_per_task,
+            max_retries=ray_params.max_retries,
+            timeout_s=params.timeout_s,
+            address=address or ray_params.address,
+            ray_num_cpus=ray_params.num_cpus,
+            object_store_mb=ray_params.object_store_mb,
+        )
+
+    result = stage([i for i in items if i["key"] not in copies], "pipeline.preprocess:PreprocessWorker")
+    if copies:
+        done = {row["key"]: row for row in result.rows}
+        failed = {f.key: f for f in result.failures}
+        linked = stage([{**i, "same_media_as": done[copies[i["key"]]]} for i in items if copies.get(i["key"]) in done],
+                       "pipeline.preprocess:SameMediaWorker")
+        inherited = [Failure(key, f.stage, f.error_type, f"{f.message} (same media file as {first})")
+                     for key, first in copies.items() if (f := failed.get(first))]
+        order = {item["key"]: i for i, item in enumerate(items)}
+        result = StageResult(
+            "preprocess",
+            rows=sorted(result.rows + linked.rows, key=lambda r: order[r["key"]]),
+            failures=result.failures + linked.failures + inherited,
+            computed=result.computed + linked.computed,
+            skipped=result.skipped + linked.skipped,
+            seconds=result.seconds + linked.seconds,
+        )
+        check_accounting(list(order), [r["key"] for r in result.rows], result.failures)
+        log.info(f"{result.summary()}; {len(copies)} clips share their media file with an earlier clip: "
+                 "preprocessed once, arrays linked")
     write_manifest(rows_to_table(result.rows), out / "manifest.parquet")
     write_failures(result.failures, out / "failures.parquet")
     return result

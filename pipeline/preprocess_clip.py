@@ -43,8 +43,8 @@ from pipeline.media import (
     FPS,
     SAMPLE_RATE,
     SAMPLES_PER_FRAME,
+    AudioCapture,
     DecodeReport,
-    decode_audio,
     expected_frames,
     fit_length,
     iter_frames,
@@ -168,6 +168,8 @@ def preprocess_clip(
     timings: dict[str, float] = {}
 
     t = time.perf_counter()
+    audio: np.ndarray | None = None
+    capture: AudioCapture | None = None  # a media file's audio, decoded beside its frames
     if is_frame_folder(path):
         # IDForge v2: 16 frames in 4 groups, each group with its own audio window (pipeline.frame_folders).
         folder_frames, audio = read_frame_folder(path)
@@ -175,7 +177,7 @@ def preprocess_clip(
         size = (folder_frames.shape[2], folder_frames.shape[1])
         repairs = ["frame folder: 16 frames in 4 evenly spaced groups of 4, each with its own audio window"]
 
-        def frames_of(report: DecodeReport | None = None) -> Any:
+        def frames_of(report: DecodeReport | None = None, audio: AudioCapture | None = None) -> Any:
             return iter(folder_frames)
     else:
         info = probe(path)
@@ -190,13 +192,14 @@ def preprocess_clip(
                 path, f"too short: {duration:.2f} s = {promised} frames at {FPS} fps; need at least "
                 f"{options.min_frames} (one segment)", "too_short",
             )
-        # Before the face work: a broken audio stream fails fast. No stream (allowed): silence, sized below.
-        audio = decode_audio(path) if info.audio is not None else None
+        # The audio comes from the frames' ffmpeg run (one process start less per clip); a broken
+        # audio stream fails once that run ends. No stream (allowed): silence, sized below.
+        capture = AudioCapture() if info.audio is not None else None
         size, repairs = (info.video.width, info.video.height), _repairs(info)
 
-        def frames_of(report: DecodeReport | None = None) -> Any:
-            return iter_frames(path, info=info, report=report)
-    timings["audio_s"] = time.perf_counter() - t
+        def frames_of(report: DecodeReport | None = None, audio: AudioCapture | None = None) -> Any:
+            return iter_frames(path, info=info, report=report, audio=audio)
+    timings["probe_s"] = time.perf_counter() - t
 
     if backend is None:
         t = time.perf_counter()
@@ -212,7 +215,7 @@ def preprocess_clip(
     t = time.perf_counter()
     last = None
     decode = DecodeReport()
-    for i, frame in enumerate(frames_of(decode)):
+    for i, frame in enumerate(frames_of(decode, capture)):
         last = frame
         if keep_frames:
             frames.append(frame)
@@ -229,6 +232,8 @@ def preprocess_clip(
         detect_s += time.perf_counter() - t_det
     timings["decode_detect_s"] = time.perf_counter() - t
     timings["detect_s"] = detect_s
+    if capture is not None:
+        audio = capture.samples
 
     num_frames = len(detections)
     if num_frames == 0:

@@ -15,7 +15,16 @@ import pytest
 from generators.synthetic import make_talking_clip
 from pipeline.clip import Clip
 from pipeline.errors import ConfigError, MediaError
-from pipeline.media import SAMPLES_PER_FRAME, DecodeReport, decode_audio, decode_video, iter_frames, probe, write_mp4
+from pipeline.media import (
+    SAMPLES_PER_FRAME,
+    AudioCapture,
+    DecodeReport,
+    decode_audio,
+    decode_video,
+    iter_frames,
+    probe,
+    write_mp4,
+)
 from pipeline.preprocess_clip import PreprocessOptions, load_clip_arrays, preprocess_clip
 
 SHORT_REAL = "Hangz-nju-cuhk_Talking-Face_PC-AVS__misc_Audio_Source_00086.mp4"  # 224 px square, 5.3 s
@@ -132,16 +141,17 @@ def test_rotated_real_face_keeps_its_face(backend, shared_media: Path, tmp_path:
 # --- (b) corrupt bytes inside the stream ---------------------------------------------------
 
 
-def corrupt_video_packets(src: Path, dst: Path, every: int = 5, run: int = 16) -> Path:
+def corrupt_video_packets(src: Path, dst: Path, every: int = 5, run: int = 16, stream: str = "v") -> Path:
     """Overwrite ``run`` bytes in the middle of every ``every``-th video packet that is not a keyframe
-    (media data, not headers; a broken keyframe would grey out its whole group of pictures)."""
-    out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+    (media data, not headers; a broken keyframe would grey out its whole group of pictures); with
+    ``stream="a"``, of every ``every``-th audio packet instead (each of them is a keyframe)."""
+    out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", f"{stream}:0", "-show_entries",
                           "packet=pos,size,flags", "-of", "json", str(src)], capture_output=True, text=True,
                          check=True).stdout
     data = bytearray(src.read_bytes())
     for packet in json.loads(out)["packets"][1::every]:
         pos, size = int(packet["pos"]), int(packet["size"])
-        if size > 2 * run and "K" not in packet["flags"]:
+        if size > 2 * run and (stream == "a" or "K" not in packet["flags"]):
             mid = pos + size // 2
             data[mid : mid + run] = b"\xff\x00" * (run // 2)
     assert data != src.read_bytes(), f"{src}: no packet to corrupt"
@@ -181,6 +191,36 @@ def test_many_decode_errors_do_not_block_the_pipe(tmp_path: Path):
     worker.join(60)
     assert not worker.is_alive(), "decoding stalled: ffmpeg blocked on a full stderr pipe"
     assert counted == [1500] and report.errors > 1000 and len(report.lines) <= 20
+
+
+@pytest.mark.parametrize("corrupt", [None, "a", "v"])
+def test_audio_from_the_frames_run_equals_decode_audio(tmp_path: Path, corrupt: str | None):
+    """``iter_frames(..., audio=AudioCapture())`` (one ffmpeg run for frames and audio) gives
+    ``decode_audio``'s samples and, with corrupt audio or video packets, the frames' error count of
+    a run without audio: audio errors never count as video decode errors."""
+    clip = make_talking_clip(tmp_path / "talk.mp4", seconds=1.6, size=128)
+    if corrupt:
+        clip = corrupt_video_packets(clip, tmp_path / f"bad_{corrupt}.mp4", every=3, stream=corrupt)
+    alone = DecodeReport()
+    frames = sum(1 for _ in iter_frames(clip, report=alone))
+    capture, shared = AudioCapture(), DecodeReport()
+    assert sum(1 for _ in iter_frames(clip, report=shared, audio=capture)) == frames == 40
+    assert np.array_equal(capture.samples, decode_audio(clip))
+    if corrupt is None:
+        assert capture.samples.shape == (40 * SAMPLES_PER_FRAME,)
+    assert shared.complete and shared.errors == alone.errors and shared.first_error == alone.first_error
+    assert (shared.errors > 0) == (corrupt == "v")
+    if corrupt == "a":  # the shared run did see the audio errors: the case is exercised
+        errors = subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-i", str(clip), "-f", "null", "-"],
+                                capture_output=True, text=True).stderr
+        assert "[aac" in errors
+
+
+def test_audio_from_the_frames_run_needs_an_audio_stream(tmp_path: Path):
+    mute = strip_audio(make_talking_clip(tmp_path / "talk.mp4", seconds=1.6, size=128), tmp_path / "mute.mp4")
+    with pytest.raises(MediaError, match="no audio stream") as exc:
+        next(iter_frames(mute, audio=AudioCapture()))
+    assert exc.value.error_type == "no_audio"
 
 
 def test_corrupt_clip_fails_preprocess_unless_tolerated(backend, tmp_path: Path):

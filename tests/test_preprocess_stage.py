@@ -74,3 +74,59 @@ def test_preprocess_stage_end_to_end_and_resume(ray_session, corpus, tmp_path):
     assert again.computed == 1 and again.skipped == 1 and len(again.failures) == 3
     assert np.array_equal(np.load(out / rows[0]["path"])["face"], before)
     assert read_manifest(out / "manifest.parquet").to_pylist() == rows
+
+
+def test_clips_of_the_same_media_file_are_preprocessed_once(ray_session, tmp_path, make_clip):
+    """A CMDFD-style build lists each forged real clip again, re-keyed, at the very same mp4: the stage
+    computes it once and links the arrays for the others (a byte-identical copy elsewhere counts too);
+    a copy of a failed clip fails alike; every input is done or failed, and a rerun computes nothing."""
+    import json
+    import os
+
+    from generators.synthetic import make_talking_clip
+
+    real = tmp_path / "studio"
+    real.mkdir()
+    make_talking_clip(real / "a.mp4", seconds=1.6, size=160, seed=1)
+    make_talking_clip(real / "b.mp4", seconds=1.6, size=160, seed=2)
+    shutil.copy(make_clip("pattern.mp4", duration=1), real / "pattern.mp4")
+    write_manifest([_clip("t/a", "a.mp4"), _clip("t/b", "b.mp4"), _clip("t/nf", "pattern.mp4")],
+                   real / "manifest.parquet")
+    build = tmp_path / "build" / "cmdfd"
+    build.mkdir(parents=True)
+    shutil.copy(real / "a.mp4", build / "copy.mp4")
+    write_manifest([
+        _clip("t/a_origin", "../../studio/a.mp4"),
+        _clip("t/a_copy", "copy.mp4"),
+        # The one per-clip option: a video-only corpus' clip is preprocessed on its own.
+        _clip("t/a_video_only", "../../studio/a.mp4", extra=json.dumps({"video_only": True})),
+        _clip("t/nf_origin", "../../studio/pattern.mp4"),
+    ], build / "manifest.parquet")
+    manifests = [real / "manifest.parquet", build / "manifest.parquet"]
+
+    out = tmp_path / "pre"
+    result = preprocess_manifest(manifests, out, PreprocessParams(detect_every=2), RayParams())
+    rows = {r["key"]: r for r in read_manifest(out / "manifest.parquet").to_pylist()}
+    failures = {f.key: f for f in read_failures(out / "failures.parquet")}
+    assert list(rows) == ["t/a", "t/b", "t/a_origin", "t/a_copy", "t/a_video_only"]  # input order
+    assert set(failures) == {"t/nf", "t/nf_origin"} and "7 inputs -> 5 done" in result.summary()
+    assert failures["t/nf_origin"].error_type == failures["t/nf"].error_type == "no_face"
+    assert "same media file as t/nf" in failures["t/nf_origin"].message
+
+    def described(key):
+        return json.loads(rows[key]["extra"])["preprocess"]
+
+    assert described("t/a_origin")["same_media_as"] == described("t/a_copy")["same_media_as"] == "t/a"
+    assert all("same_media_as" not in described(k) for k in ("t/a", "t/b", "t/a_video_only"))
+    first = out / rows["t/a"]["path"]
+    for key in ("t/a_origin", "t/a_copy"):
+        linked = out / rows[key]["path"]
+        assert linked != first and os.path.samefile(linked, first)  # the arrays, not a recomputation
+        assert rows[key]["num_frames"] == rows["t/a"]["num_frames"] == 40
+        assert {k: v for k, v in described(key).items() if k != "same_media_as"} == described("t/a")
+        assert (out / "provenance" / f"{key.replace('/', '__')}.json").exists()
+    assert not os.path.samefile(out / rows["t/a_video_only"]["path"], first)
+
+    again = preprocess_manifest(manifests, out, PreprocessParams(detect_every=2), RayParams())
+    assert again.computed == 0 and again.skipped == 5 and len(again.failures) == 2
+    assert read_manifest(out / "manifest.parquet").to_pylist() == list(rows.values())

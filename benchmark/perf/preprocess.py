@@ -11,10 +11,9 @@ from pathlib import Path
 
 import yaml
 
-from benchmark.perf.decode import _collect
+from benchmark.perf.decode import _collect, decode_clip
 from pipeline.clip import Clip, safe_id
 from pipeline.manifest import write_manifest
-from pipeline.media import decode_audio, iter_frames, probe
 
 DEFAULT_CLIPS = Path(__file__).resolve().parents[2].parent / "shared" / "media" / "real_talking"
 
@@ -58,8 +57,7 @@ def run(args: argparse.Namespace) -> int:
     frames = 0
     t0 = time.perf_counter()
     for clip in clips:
-        frames += sum(1 for _ in iter_frames(clip, info=probe(clip)))
-        decode_audio(clip)
+        frames += decode_clip(clip)
     decode_s = time.perf_counter() - t0
     print(f"decode only: {len(clips)} clips, {frames} frames in {decode_s:.1f} s ({frames / decode_s:.1f} frames/s)")
     with tempfile.TemporaryDirectory(prefix="avdf-bench-pre-") as tmp:

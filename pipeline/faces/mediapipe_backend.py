@@ -1,10 +1,13 @@
-"""mediapipe backend: BlazeFace full-range detection + the 468-point FaceMesh, mapped to the common 68.
+"""mediapipe backend: BlazeFace detection + the 468-point FaceMesh landmarks, mapped to the common 68.
 
 mediapipe 0.10.x ships both models inside the wheel (legacy ``mp.solutions``
-API), so nothing downloads. FaceMesh runs on a square crop around each
-detected face rather than on the whole frame: its own internal detector is the
-short-range one and misses small faces in wide shots, and running it per box
-gives one mesh per detected face when a frame holds several.
+API), so nothing downloads. The landmark model runs on each detected face's
+region, placed as FaceMesh itself places it from a detection (centred on the
+box, 1.5 times its longer side, turned so the eyes are level), but from our
+detection: FaceMesh's packaged graph runs its own short-range detector again
+inside every crop (a third of its cost), and that detector misses small faces in
+wide shots. One region per detected face gives one mesh per face when a frame
+holds several.
 
 Small faces in wide shots (DFDC, KoDF: 1920x1080, the face a twentieth of the
 width) vanish when the whole frame shrinks to the detector's 128/192 px input;
@@ -12,6 +15,9 @@ frames where the whole-frame pass finds no face are searched again tile by tile,
 and dark FaceMesh crops are contrast-normalised first (see ``MediapipeBackend``).
 """
 from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -99,16 +105,80 @@ def tile_grid(height: int, width: int, share: float) -> list[tuple[int, int, int
     return [(int(x), int(y), side) for y in starts(height) for x in starts(width)]
 
 
-Candidate = tuple[np.ndarray, float]  # (box x0, y0, x1, y1 in frame pixels, detector score)
+# FaceMesh's landmark subgraph alone (registered inside mediapipe's native library), fed an image and the
+# face's region: what FaceMesh runs after its own detector, without that detector.
+LANDMARK_GRAPH = """
+input_stream: "IMAGE:image"
+input_stream: "ROI:roi"
+output_stream: "LANDMARKS:landmarks"
+node {
+  calculator: "FaceLandmarkCpu"
+  input_stream: "IMAGE:image"
+  input_stream: "ROI:roi"
+  output_stream: "LANDMARKS:landmarks"
+}
+"""
+# FaceMesh's region around a detection (its FaceDetectionFrontDetectionToRoi subgraph): a square of this
+# many times the box's longer side, centred on the box.
+ROI_SCALE = 1.5
+# Input side of the full-range detector (the short-range one's is DETECTOR_INPUT).
+FULL_RANGE_INPUT = 192
+# A face that the detector saw smaller than this (its box's longer side, in the detector's input pixels:
+# a 720p frame shrinks 10-fold) gets a box too coarse to place the landmark region: rotation and centre
+# wobble from frame to frame. It is detected again by the short-range model in the face's crop, where
+# it fills half the view, as FaceMesh's own graph did for every face, and that box places the region;
+# not found again, it is no face (a blob the whole-frame pass took for a small face: one frame of
+# ffmpeg's 96 px test pattern, score 0.52, passes the landmark model's own face-presence check). Measured with ``avdf bench faces`` (rigid-landmark jitter,
+# per mille IOD, FaceMesh's graph in each crop -> region from the whole-frame box alone): faces seen at
+# 19-20 px got noisier (720p HyperLips 12.6 -> 17.4, 640x320 clips 14 -> 16-18, a 1080p DFDC clip
+# 14 -> 121 with its main track 99 -> 79 %), at 22-23 px unchanged (11.2 -> 11.6, 14.0 -> 13.7), at
+# 30 px and more equal or better (224-844 px close-ups: 14.4 -> 13.9 on average; studio faces are seen
+# at ~55 px). With this refinement every clip of shared/media is back to its old figures or better
+# (all 30: jitter 14.0 -> 13.8, main track 99.9 % both), and close-ups cost 12 instead of 18 ms/frame.
+REFINE_BELOW_PX = 32.0
+# The score that detection in the crop must reach: FaceMesh's threshold for its own detector there, before.
+CROP_DETECTION_CONFIDENCE = 0.3
 
 
-def non_max_suppression(candidates: list[Candidate], max_iou: float = NMS_IOU) -> list[Candidate]:
-    """Best-scoring boxes first; a box overlapping a kept one by more than ``max_iou`` is dropped."""
-    kept: list[Candidate] = []
-    for box, score in sorted(candidates, key=lambda c: -c[1]):
-        if all(iou(box, k) <= max_iou for k, _ in kept):
-            kept.append((box, score))
+class Candidate(NamedTuple):
+    """One detection in frame pixels: box (x0, y0, x1, y1), detector score, the eye keypoints (2, 2):
+    image-left eye then image-right eye, which set the landmark region's rotation, and the box's
+    longer side as the detector saw it (in its input's pixels)."""
+
+    box: np.ndarray
+    score: float
+    eyes: np.ndarray
+    detector_px: float
+
+
+def non_max_suppression(candidates: list[Any], max_iou: float = NMS_IOU) -> list[Any]:
+    """Best-scoring first; a candidate (box, score, ...) whose box overlaps a kept one's by more than
+    ``max_iou`` is dropped."""
+    kept: list[Any] = []
+    for candidate in sorted(candidates, key=lambda c: -c[1]):
+        if all(iou(candidate[0], k[0]) <= max_iou for k in kept):
+            kept.append(candidate)
     return kept
+
+
+def landmark_region(
+    box: np.ndarray, eyes: np.ndarray, width: int, height: int
+) -> tuple[float, float, float, float, float]:
+    """FaceMesh's landmark region for a detection, normalised to a ``width`` x ``height`` image:
+    (x_center, y_center, width, height, rotation in radians), as its DetectionsToRects (rotation that
+    levels the eyes) and RectTransformation (square of ``ROI_SCALE`` times the longer side) compute it."""
+    (lx, ly), (rx, ry) = eyes
+    rotation = -math.atan2(-(ry - ly), rx - lx)
+    rotation -= 2 * math.pi * math.floor((rotation + math.pi) / (2 * math.pi))
+    side = ROI_SCALE * float(max(box[2] - box[0], box[3] - box[1]))
+    cx, cy = float(box[0] + box[2]) / 2, float(box[1] + box[3]) / 2
+    return cx / width, cy / height, side / width, side / height, rotation
+
+
+def _centre_inside(points: np.ndarray, box: np.ndarray) -> bool:
+    """Whether the centre of ``points`` ((N, 2), or a box's two corners as (4,)) lies in ``box``."""
+    cx, cy = np.asarray(points, np.float32).reshape(-1, 2).mean(0)
+    return bool(box[0] <= cx <= box[2] and box[1] <= cy <= box[3])
 
 
 class MediapipeBackend(FaceBackend):
@@ -146,6 +216,7 @@ class MediapipeBackend(FaceBackend):
         dark_luma: float = DARK_LUMA,
     ) -> None:
         import mediapipe as mp  # heavy: import only when a backend is built
+        from mediapipe.python.solution_base import SolutionBase
 
         if model_selection not in ("auto", 0, 1):
             raise ConfigError(f"mediapipe face backend: model_selection must be 'auto', 0 or 1, got {model_selection!r}")
@@ -160,10 +231,10 @@ class MediapipeBackend(FaceBackend):
         detection = mp.solutions.face_detection.FaceDetection
         self._short = detection(model_selection=0, min_detection_confidence=min_confidence)
         self._full = detection(model_selection=1, min_detection_confidence=min_confidence)
-        self._whole_frame = {"auto": (self._short, self._full), 0: (self._short,), 1: (self._full,)}[model_selection]
-        self._mesh = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=True, max_num_faces=1, refine_landmarks=False, min_detection_confidence=0.3
-        )
+        self._in_crop = detection(model_selection=0, min_detection_confidence=CROP_DETECTION_CONFIDENCE)
+        short, full = (self._short, DETECTOR_INPUT), (self._full, FULL_RANGE_INPUT)
+        self._whole_frame = {"auto": (short, full), 0: (short,), 1: (full,)}[model_selection]
+        self._landmarker = SolutionBase(graph_config=LANDMARK_GRAPH)
 
     def describe(self) -> dict[str, object]:
         import mediapipe as mp
@@ -176,6 +247,10 @@ class MediapipeBackend(FaceBackend):
             "crop_scale": self.crop_scale,
             "tiles": self.tiles,
             "dark_luma": self.dark_luma,
+            # How landmarks are placed (a cache of detections made otherwise must not be reused).
+            "landmark_region": "detection",
+            "refine_below_px": REFINE_BELOW_PX,
+            "crop_detection_confidence": CROP_DETECTION_CONFIDENCE,
         }
 
     def detect(self, frame_rgb: np.ndarray) -> list[Face]:
@@ -188,19 +263,27 @@ class MediapipeBackend(FaceBackend):
             faces = self._landmarked(frame, self._detect_tiled(frame, share))
         return faces
 
-    def _run(self, detector: object, image: np.ndarray, x0: int = 0, y0: int = 0) -> list[Candidate]:
-        """(box in frame pixels, score) of each detection in ``image``, placed at (x0, y0) in the frame."""
+    def _run(
+        self, detector: object, input_side: int, image: np.ndarray, x0: int = 0, y0: int = 0
+    ) -> list[Candidate]:
+        """Each detection in ``image``, placed at (x0, y0) in the frame; ``input_side``: the detector's."""
         h, w = image.shape[:2]
+        scale, offset = np.array([w, h], np.float32), np.array([x0, y0], np.float32)
         out = []
         for det in detector.process(image).detections or []:
             rb = det.location_data.relative_bounding_box
-            box = np.array([rb.xmin * w, rb.ymin * h, (rb.xmin + rb.width) * w, (rb.ymin + rb.height) * h], np.float32)
-            out.append((box + np.array([x0, y0, x0, y0], np.float32), float(det.score[0])))
+            corners = np.array([[rb.xmin, rb.ymin], [rb.xmin + rb.width, rb.ymin + rb.height]], np.float32)
+            # BlazeFace's keypoints 0 and 1: the eyes (image left, image right).
+            eyes = np.array([[k.x, k.y] for k in det.location_data.relative_keypoints[:2]], np.float32)
+            # The detector letterboxes the image into its square input.
+            seen = max(rb.width * w, rb.height * h) * input_side / max(w, h)
+            out.append(Candidate((corners * scale + offset).reshape(4), float(det.score[0]), eyes * scale + offset,
+                                 seen))
         return out
 
     def _detect_whole(self, frame: np.ndarray) -> list[Candidate]:
-        for detector in self._whole_frame:
-            found = self._run(detector, frame)
+        for detector, input_side in self._whole_frame:
+            found = self._run(detector, input_side, frame)
             if found:
                 return found
         return []
@@ -208,22 +291,26 @@ class MediapipeBackend(FaceBackend):
     def _detect_tiled(self, frame: np.ndarray, share: float) -> list[Candidate]:
         found = []
         for x, y, side in tile_grid(*frame.shape[:2], share):
-            found += self._run(self._short, np.ascontiguousarray(frame[y : y + side, x : x + side]), x, y)
+            tile = np.ascontiguousarray(frame[y : y + side, x : x + side])
+            found += self._run(self._short, DETECTOR_INPUT, tile, x, y)
         return non_max_suppression(found)
 
     def _landmarked(self, frame: np.ndarray, candidates: list[Candidate]) -> list[Face]:
         faces: list[Face] = []
-        for box, score in candidates[: self.max_faces]:
-            mesh = self._mesh_in_box(frame, box)
+        for candidate in candidates[: self.max_faces]:
+            mesh = self._mesh_in_box(frame, candidate)
             if mesh is None:
                 # A face that cannot be landmarked cannot be aligned: treat it as not found.
                 continue
-            faces.append(Face(box=box, score=score, landmarks=mesh[MESH_TO_68], native_landmarks=mesh))
+            faces.append(Face(box=candidate.box, score=candidate.score, landmarks=mesh[MESH_TO_68],
+                              native_landmarks=mesh))
         return faces
 
-    def _mesh_in_box(self, frame: np.ndarray, box: np.ndarray) -> np.ndarray | None:
+    def _mesh_in_box(self, frame: np.ndarray, candidate: Candidate) -> np.ndarray | None:
         import cv2
+        from mediapipe.framework.formats.rect_pb2 import NormalizedRect
 
+        box = candidate.box
         h, w = frame.shape[:2]
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
         half = self.crop_scale * max(box[2] - box[0], box[3] - box[1]) / 2
@@ -243,22 +330,31 @@ class MediapipeBackend(FaceBackend):
         )
         if dark:
             crop = _clahe_luma(crop)
-        result = self._mesh.process(np.ascontiguousarray(crop))
-        if not result.multi_face_landmarks:
+        crop = np.ascontiguousarray(crop)
+        origin = np.array([x0, y0, x0, y0], np.float32)
+        region_box, eyes = box - origin, candidate.eyes - origin[:2]
+        if candidate.detector_px < REFINE_BELOW_PX:
+            # The best box centred inside the first one (a neighbour's face is not this one).
+            inside = [c for c in self._run(self._in_crop, DETECTOR_INPUT, crop) if _centre_inside(c.box, region_box)]
+            if not inside:
+                return None
+            best = max(inside, key=lambda c: c.score)
+            region_box, eyes = best.box, best.eyes
+        xc, yc, rw, rh, rotation = landmark_region(region_box, eyes, side, side)
+        roi = NormalizedRect(x_center=xc, y_center=yc, width=rw, height=rh, rotation=rotation)
+        result = self._landmarker.process({"image": crop, "roi": roi})
+        # No landmarks: the model's face-presence score is under its threshold (not a face).
+        if result.landmarks is None:
             return None
-        pts = result.multi_face_landmarks[0].landmark
-        mesh = np.array([(p.x, p.y) for p in pts], np.float32) * side
+        mesh = np.array([(p.x, p.y) for p in result.landmarks.landmark], np.float32) * side
         mesh += np.array([x0, y0], np.float32)
-        # FaceMesh finds its own face in the crop: one beside the box (a neighbour, or the
-        # real face next to a false detection on the chest) is not this box's face.
-        # Without this check the tiles' chest detection in the dim DFDC clip became a
-        # second "face" in 50 of 250 frames.
-        mx, my = mesh.mean(0)
-        if not (box[0] <= mx <= box[2] and box[1] <= my <= box[3]):
-            return None
-        return mesh
+        # A mesh whose centre leaves the box fitted something beside it, not this box's face
+        # (kept from when FaceMesh re-detected inside the crop and could land on a neighbour,
+        # e.g. the real face above a false detection on the chest in the dim DFDC clip).
+        return mesh if _centre_inside(mesh, box) else None
 
     def close(self) -> None:
         self._short.close()
         self._full.close()
-        self._mesh.close()
+        self._in_crop.close()
+        self._landmarker.close()
