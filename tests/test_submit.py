@@ -152,7 +152,7 @@ def test_wrong_version_claimed(studio, tmp_path, good, capsys):
 
 def test_unknown_version(studio, tmp_path, good, capsys):
     rc, out = submit(studio, tmp_path, good, protocol=f"{PROTOCOL}@2.0.0")
-    assert_rejected(rc, out, capsys, "has no version '2.0.0'", "available: ['1.0.0', '1.1.0']")
+    assert_rejected(rc, out, capsys, "has no version '2.0.0'", "available: ['1.0.0', '1.1.0', '1.2.0']")
 
 
 def test_protocol_hash_mismatch(studio, tmp_path, good, capsys):
