@@ -48,8 +48,8 @@ def _children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def timed_repro(work: Path, env: dict[str, str]) -> tuple[float, float, list[tuple[str, float]], str]:
-    """(wall s, CPU s of dvc and everything it ran, [(stage, wall s)], output) of one `dvc repro`."""
+def timed_repro(work: Path, env: dict[str, str]) -> tuple[float, float, list[tuple[str, float]]]:
+    """(wall s, CPU s of dvc and everything it ran, [(stage, wall s)]) of one `dvc repro`."""
     cpu0, t0 = _children_cpu_s(), time.perf_counter()
     proc = subprocess.Popen(["dvc", "repro"], cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
@@ -67,7 +67,7 @@ def timed_repro(work: Path, env: dict[str, str]) -> tuple[float, float, list[tup
     if proc.returncode:
         raise SystemExit(f"bench dag: dvc repro failed ({proc.returncode}):\n{''.join(lines[-40:])}")
     ends = [t for _, t in stages[1:]] + [t0 + wall]
-    return wall, cpu, [(name, end - start) for (name, start), end in zip(stages, ends)], "".join(lines)
+    return wall, cpu, [(name, end - start) for (name, start), end in zip(stages, ends)]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -75,11 +75,11 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="avdf-bench-dag-") as tmp:
         work, env = copy_checkout(args.workdir or Path(tmp))
         print(f"bench dag: dvc repro of the default DAG in {work} ({cores} cores)", flush=True)
-        wall, cpu, stages, _ = timed_repro(work, env)
+        wall, cpu, stages = timed_repro(work, env)
         for name, seconds in stages:
             print(f"  {name:32s} {seconds:7.1f} s")
         print(f"DAG wall {wall:.0f} s ({wall / GOAL_WALL_S:.2f}x the {GOAL_WALL_S:.0f} s goal); CPU {cpu:.0f} s; "
               f"core use {cpu / wall:.2f} of {cores} cores ({cpu / wall / cores:.0%})")
-        noop, _, _, _ = timed_repro(work, env)
+        noop, _, _ = timed_repro(work, env)
         print(f"no-op dvc repro {noop:.1f} s ({noop / GOAL_NOOP_S:.2f}x the {GOAL_NOOP_S:.0f} s goal)")
     return 0
