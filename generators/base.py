@@ -15,9 +15,12 @@ import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pipeline.errors import RegistryError
+
+if TYPE_CHECKING:
+    from generators.cache import StageCache
 
 KINDS = ("lipsync", "talking_head", "faceswap", "voice")
 SYNTHETIC_TAG = "avdf_synthetic"
@@ -63,6 +66,10 @@ class Generator(ABC):
     def describe(self) -> dict[str, Any]:
         """Settings that change the output (hashed into the stage's cache keys)."""
         return {"name": self.name, "version": self.version}
+
+    def use_cache(self, cache: StageCache | None) -> None:
+        """Take the cache the tasks of a generate run share (``generators.cache``), to skip work
+        another task did on the same inputs; the default keeps nothing there. None: no cache."""
 
 
 def synthetic_metadata(generator: Generator, source_keys: Sequence[str] = (), **extra: str) -> dict[str, str]:

@@ -7,6 +7,7 @@ fixed anchor points so that everything outside the face stays put.
 """
 from __future__ import annotations
 
+from collections.abc import MutableMapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 
@@ -37,22 +38,37 @@ def shared_face_backend(name: str = "mediapipe"):
     return make_face_backend(name)
 
 
-def track_landmarks(frames: np.ndarray, backend, path: Path | str, every: int = 1) -> np.ndarray:
+def track_landmarks(frames: np.ndarray, backend, path: Path | str, every: int = 1, *,
+                    frame_ids: Sequence[int] | np.ndarray | None = None,
+                    memo: MutableMapping[int, np.ndarray | None] | None = None) -> np.ndarray:
     """(T, 68, 2) landmarks of the largest face in each frame.
 
     Frames where no face is found take the nearest detected frame's landmarks;
     a clip with no face at all is a MediaError (as Wav2Lip aborts on it).
     ``every`` > 1 detects on every n-th frame and interpolates between them.
+
+    ``frame_ids`` names the picture each frame shows (default: its index):
+    frames with one id hold the same pixels, such as the repeats of a clip
+    played back and forth to fit a longer audio, or the same decoded file in
+    another fake. ``memo`` maps an id to what detection found in it (None: no
+    face); ids already there are not detected again, and new ones are added.
+    Detection is a pure function of the pixels, so the result is the same
+    with or without a memo.
     """
     t = len(frames)
+    ids = np.arange(t) if frame_ids is None else np.asarray(frame_ids)
+    memo = {} if memo is None else memo
     found: dict[int, np.ndarray] = {}
     idx = list(range(0, t, max(1, every)))
     if idx[-1] != t - 1:
         idx.append(t - 1)
     for i in idx:
-        faces = backend.detect(np.ascontiguousarray(frames[i]))
-        if faces:
-            found[i] = max(faces, key=lambda f: f.area).landmarks
+        fid = int(ids[i])
+        if fid not in memo:
+            faces = backend.detect(np.ascontiguousarray(frames[i]))
+            memo[fid] = max(faces, key=lambda f: f.area).landmarks if faces else None
+        if memo[fid] is not None:
+            found[i] = memo[fid]
     if not found:
         raise MediaError(path, f"no face found in any of {len(idx)} checked frames", "no_face")
     keys = np.array(sorted(found))
@@ -157,33 +173,39 @@ def _anchors(shape: tuple[int, int], landmarks: np.ndarray, pad: float = 0.35) -
 
 
 def triangulate(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """(K, 3) Delaunay triangles over ``points`` (indices)."""
+    """(K, 3) Delaunay triangles over ``points`` (indices).
+
+    Points that round to the same 1/1000 px are inserted once (the first one
+    names the vertex). Runs once per warped frame, so each distinct vertex of
+    the triangle list is resolved to its point index once, not once per
+    triangle corner (each vertex is a corner of ~6 triangles).
+    """
     import cv2
 
     h, w = shape
     subdiv = cv2.Subdiv2D((0, 0, w + 1, h + 1))
     pts = np.clip(points, 0, [w - 1, h - 1])
-    lookup = {}
-    for i, (x, y) in enumerate(pts):
-        key = (round(float(x), 3), round(float(y), 3))
-        if key in lookup:
+    lookup: dict[tuple[float, float], int] = {}  # rounded position -> the point that names it
+    inserted: dict[tuple[float, float], int] = {}  # exact position -> that point
+    for i, (x, y) in enumerate(pts.tolist()):
+        key = (round(x, 3), round(y, 3))
+        if key not in lookup:
+            lookup[key] = inserted[(x, y)] = i
+    subdiv.insert(list(inserted))
+    corners = np.asarray(subdiv.getTriangleList(), np.float32).reshape(-1, 2)  # () when there are none
+    # Distinct vertices by their bits (a 1-D unique; np.unique(axis=0) costs ~10x more).
+    codes, which = np.unique(np.ascontiguousarray(corners).view(np.uint64).ravel(), return_inverse=True)
+    index = np.empty(len(codes), np.int64)
+    for j, (x, y) in enumerate(codes.view(np.float32).reshape(-1, 2).tolist()):
+        if (x, y) in inserted:  # Subdiv2D keeps float32 points: exactly an inserted one, which named its key
+            index[j] = inserted[(x, y)]
             continue
-        lookup[key] = i
-        subdiv.insert((float(x), float(y)))
-    tris = []
-    for t in subdiv.getTriangleList():
-        idx = []
-        for k in range(3):
-            key = (round(float(t[2 * k]), 3), round(float(t[2 * k + 1]), 3))
-            if key not in lookup:
-                # Subdiv2D may return slightly moved points: match the nearest.
-                d = np.abs(pts - np.array(key, np.float32)).sum(1)
-                idx.append(int(d.argmin()))
-            else:
-                idx.append(lookup[key])
-        if len(set(idx)) == 3:
-            tris.append(idx)
-    return np.array(tris, np.int64)
+        key = (round(x, 3), round(y, 3))
+        # Subdiv2D may return slightly moved points: match the nearest.
+        index[j] = lookup[key] if key in lookup else int(np.abs(pts - np.array(key, np.float32)).sum(1).argmin())
+    tris = index[which.reshape(-1)].reshape(-1, 3)
+    distinct = (tris[:, 0] != tris[:, 1]) & (tris[:, 1] != tris[:, 2]) & (tris[:, 0] != tris[:, 2])
+    return tris[distinct]
 
 
 def piecewise_affine(image: np.ndarray, src: np.ndarray, dst: np.ndarray, triangles: np.ndarray | None = None,

@@ -14,6 +14,11 @@ resources, and writes under ``OUT/<recipe>/``:
 - ``failures.parquet`` — tasks that failed (crash, timeout, wrong length), with
   the generator's own stderr tail; a rerun retries only those.
 
+While it runs, the tasks of all recipes share ``OUT/cache`` (``generators.cache``): a target's
+face detections, decoded media and FakeAVCeleb's voice-converted clip are computed once, not
+once per fake. The stage removes it when it ends, so DVC never hashes it. Tasks are started
+one per target first (``spread_targets``), so that a target's later fakes find that work done.
+
 ``avdf export-cmdfd`` writes a cmdfd build in the authors' released layout
 (``My_Test/`` tree and list CSVs), which the ``cmdfd`` ingest adapter reads.
 
@@ -26,12 +31,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import AvdfError, ConfigError
+
+if TYPE_CHECKING:
+    from generators.cache import StageCache
 
 
 @dataclass
@@ -81,14 +90,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
 
 
-def plan(recipe: str, clips: list, media_root: Path, params: GenerateParams) -> list:
-    """The recipe's tasks for these clips (deterministic for params.seed)."""
+def plan(recipe: str, clips: list, media_root: Path, params: GenerateParams, cache: StageCache | None = None) -> list:
+    """The recipe's tasks for these clips (deterministic for params.seed). The real clips' audio,
+    decoded for the clear-speech check, goes into ``cache`` for the tasks."""
     from generators.recipes.cmdfd import plan_cmdfd
     from generators.recipes.common import clear_speech, output_corpus, select_pairs
     from generators.recipes.fakeavceleb import plan_fakeavceleb
 
     real = [c for c in clips if c.label == 0]
-    voiced = clear_speech(real, media_root, params.min_voiced_fraction) if params.min_voiced_fraction > 0 else None
+    voiced = (clear_speech(real, media_root, params.min_voiced_fraction, cache=cache)
+              if params.min_voiced_fraction > 0 else None)
     selections = select_pairs(real, params.seed, targets_per_identity=params.targets_per_identity,
                               max_targets=params.max_targets, voiced=voiced,
                               min_voiced_fraction=params.min_voiced_fraction)
@@ -102,6 +113,20 @@ def plan(recipe: str, clips: list, media_root: Path, params: GenerateParams) -> 
         return plan_fakeavceleb(selections, media_root, corpus, params.seed, params.fakeavceleb_generators,
                                 params.methods_per_target.get(recipe))
     raise ConfigError(f"generate.recipes: unknown recipe {recipe!r}; known: {list(RECIPE_NAMES)}")
+
+
+def spread_targets(tasks: list) -> list:
+    """``tasks`` reordered: one task of every target first, then a second of each, and so on.
+
+    The fakes of one target share work (its landmark track, FakeAVCeleb's voice-converted clip),
+    which the first of them puts in the run's cache. Planned side by side, two of them would start
+    together on two workers and both compute it; spread out, the later ones find it done."""
+    seen: dict[str, int] = defaultdict(int)
+    rank = []
+    for t in tasks:
+        rank.append(seen[t.target_key])
+        seen[t.target_key] += 1
+    return [t for _, _, t in sorted(zip(rank, range(len(tasks)), tasks), key=lambda r: r[:2])]
 
 
 def _resources(task, params: GenerateParams) -> tuple[float, float]:
@@ -127,8 +152,23 @@ def _check_generators(tasks: list, params: GenerateParams) -> None:
 
 
 def generate_recipe(recipe: str, manifest: Path, out: Path, params: GenerateParams, ray_params=None,
-                    address: str | None = None, progress: bool = True):
-    """Run one recipe end to end; returns (fakes, failures, computed, skipped)."""
+                    address: str | None = None, progress: bool = True, keep_cache: bool = False):
+    """Run one recipe end to end; returns (fakes, failures, computed, skipped).
+
+    The tasks share a cache (``generators.cache``) in ``OUT/cache``, removed at the end unless
+    ``keep_cache`` (``avdf generate`` keeps it for its next recipe, which forges the same targets)."""
+    from generators.cache import cache_dir
+
+    try:
+        return _generate_recipe(recipe, manifest, out, params, ray_params, address, progress)
+    finally:
+        if not keep_cache:
+            shutil.rmtree(cache_dir(Path(out)), ignore_errors=True)
+
+
+def _generate_recipe(recipe: str, manifest: Path, out: Path, params: GenerateParams, ray_params,
+                     address: str | None, progress: bool):
+    from generators.cache import StageCache, cache_dir
     from generators.recipes.common import media_path, output_corpus
     from pipeline.clip import Clip
     from pipeline.manifest import read_clips, write_failures, write_manifest
@@ -139,11 +179,11 @@ def generate_recipe(recipe: str, manifest: Path, out: Path, params: GeneratePara
     manifest = Path(manifest).resolve()
     media_root = manifest.parent
     clips = read_clips(manifest)
-    tasks = plan(recipe, clips, media_root, params)
+    tasks = plan(recipe, clips, media_root, params, StageCache(cache_dir(Path(out))))
     _check_generators(tasks, params)
     out_dir = Path(out) / recipe
     groups: dict[tuple[float, float], list] = defaultdict(list)
-    for t in tasks:
+    for t in spread_targets(tasks):
         groups[_resources(t, params)].append(t)
     config = {"generator_options": params.generator_options, "face_backend": params.face_backend, "seed": params.seed}
     rows, failures, computed, skipped = [], [], 0, 0
@@ -160,6 +200,7 @@ def generate_recipe(recipe: str, manifest: Path, out: Path, params: GeneratePara
         skipped += result.skipped
     order = {t.key: i for i, t in enumerate(tasks)}
     rows.sort(key=lambda r: order[r["key"]])
+    failures.sort(key=lambda f: order[f.key])  # in plan order, not the order the tasks ended in
     fakes = [Clip.from_row(r) for r in rows]
     by_key = {c.key: c for c in clips}
     made_from = {json.loads(c.extra or "{}").get("target_key") for c in fakes}
@@ -182,6 +223,7 @@ def generate_recipe(recipe: str, manifest: Path, out: Path, params: GeneratePara
 
 
 def run(args: argparse.Namespace) -> int:
+    from generators.cache import cache_dir
     from pipeline.config import load_section
 
     params_path = getattr(args, "params", "params.yaml")
@@ -193,11 +235,15 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         raise ConfigError(f"generate.recipes: unknown recipe(s) {unknown}; known: {list(RECIPE_NAMES)}")
     status = 0
-    for recipe in recipes:
-        fakes, failures, computed, skipped = generate_recipe(recipe, Path(args.manifest), Path(args.out), params,
-                                                             ray_params, args.address)
-        print(f"generate {recipe}: {len(fakes) + len(failures)} tasks -> {len(fakes)} fakes "
-              f"({computed} computed, {skipped} up to date), {len(failures)} failed; "
-              f"see {Path(args.out) / recipe / 'failures.parquet'}" if failures else
-              f"generate {recipe}: {len(fakes)} fakes ({computed} computed, {skipped} up to date), 0 failed")
+    try:
+        for recipe in recipes:
+            # The recipes forge the same targets: the cache stays until the last one is done.
+            fakes, failures, computed, skipped = generate_recipe(recipe, Path(args.manifest), Path(args.out), params,
+                                                                 ray_params, args.address, keep_cache=True)
+            print(f"generate {recipe}: {len(fakes) + len(failures)} tasks -> {len(fakes)} fakes "
+                  f"({computed} computed, {skipped} up to date), {len(failures)} failed; "
+                  f"see {Path(args.out) / recipe / 'failures.parquet'}" if failures else
+                  f"generate {recipe}: {len(fakes)} fakes ({computed} computed, {skipped} up to date), 0 failed")
+    finally:
+        shutil.rmtree(cache_dir(Path(args.out)), ignore_errors=True)
     return status

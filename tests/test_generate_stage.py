@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from generators.stage import GenerateParams, generate_recipe
+from generators.stage import GenerateParams, generate_recipe, plan
 from generators.synthetic import talking_corpus
 from pipeline.clip import Clip
 from pipeline.manifest import read_clips, read_failures, write_manifest
@@ -59,6 +59,10 @@ def test_cmdfd_stage_end_to_end(ray_session, real_manifest, tmp_path):
         assert c.source_keys[0].startswith(f"voxceleb2/{c.identity}/")
         assert json.loads(c.extra)["target_key"] in {o.source_keys[0] for o in origins}
     assert len(read_failures(out / "cmdfd" / "failures.parquet")) == 2
+    # The tasks' shared cache is gone (never part of the output DVC hashes); failures are in plan order.
+    assert not (out / "cache").exists()
+    planned = [t.key for t in plan("cmdfd", read_clips(real_manifest), real_manifest.parent, params)]
+    assert [f.key for f in failures] == [k for k in planned if k in {f.key for f in failures}]
     # Rerun: nothing recomputed but the failures.
     fakes2, failures2, computed2, skipped2 = generate_recipe("cmdfd", real_manifest, out, params, progress=False)
     assert skipped2 == 6 and computed2 == 0 and len(failures2) == 2

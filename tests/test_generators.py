@@ -198,6 +198,19 @@ def test_no_face_is_a_clear_media_error(tmp_path, make_clip, generators):
         generators["wav2lip"](blank, None, tmp_path / "w")
 
 
+def test_triangulate_names_each_vertex_by_the_first_of_its_points():
+    from generators.face_geometry import triangulate
+
+    square = np.array([[10, 10], [90, 10], [90, 90], [10, 90], [50, 50]], np.float32)
+    tris = triangulate(square, (100, 100))
+    assert sorted(sorted(t) for t in tris.tolist()) == [[0, 1, 4], [0, 3, 4], [1, 2, 4], [2, 3, 4]]
+    # Points within 1/1000 px of an earlier one are that vertex: never inserted, never named.
+    repeated = np.concatenate([square, square[[4]] + 0.0004, square[[0]]])
+    assert np.array_equal(triangulate(repeated, (100, 100)), tris)
+    # Points that float32 (what the triangulation keeps) cannot hold are found by their rounded position.
+    assert np.array_equal(triangulate(square.astype(np.float64) + 1e-9, (100, 100)), tris)
+
+
 # -- real faces ------------------------------------------------------------------------------------------------
 
 REAL_TARGET = "real_talking/OpenTalker_video-retalking__examples_face_2.mp4"

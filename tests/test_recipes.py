@@ -124,3 +124,13 @@ def test_methods_per_target_is_checked():
         GenerateParams(methods_per_target={"kodf": 1})
     with pytest.raises(ConfigError, match=r"methods_per_target\.cmdfd: must be an integer >= 1"):
         GenerateParams(methods_per_target={"cmdfd": 0})
+
+
+def test_spread_targets_runs_one_task_of_each_target_first():
+    """A target's fakes share cached work: the stage runs them apart, so that two of them do not
+    start together on two workers and both compute it."""
+    from generators.recipes.common import Task
+    from generators.stage import spread_targets
+
+    tasks = [Task(f"k{i}", [], "", {}, target) for i, target in enumerate("AAABBC")]
+    assert [t.key for t in spread_targets(tasks)] == ["k0", "k3", "k5", "k1", "k4", "k2"]

@@ -134,6 +134,42 @@ def test_same_seed_gives_identical_media(corpus: Path, clips: list[dict], tmp_pa
         assert row == by_key[spec.key]
 
 
+# ------------------------------------------------------------------ rendering
+
+
+def test_compositing_is_the_exact_integer_over() -> None:
+    """face.over (OpenCV calls, per frame) is rgb + round(backdrop * (255 - alpha) / 255), saturated,
+    for every rgb, alpha and backdrop byte."""
+    from pipeline.studio.face import over
+
+    alpha, back = np.meshgrid(np.arange(256), np.arange(256), indexing="ij")
+    backdrop = np.repeat(back[..., None], 3, axis=2).astype(np.uint8)
+    for value in range(256):
+        rgba = np.dstack([np.full((256, 256, 3), value), alpha]).astype(np.uint8)
+        exact = np.minimum(value + (back * (255 - alpha) + 127) // 255, 255)
+        assert np.array_equal(over(rgba, backdrop), np.repeat(exact[..., None], 3, axis=2)), value
+
+
+def test_a_renderer_draws_each_frame_as_a_new_one_would() -> None:
+    """A renderer redraws the mouth and lids once per shape and closure and reuses them: after
+    other frames it draws a frame exactly as a renderer that drew nothing before."""
+    from pipeline.studio.build import _seed_int
+    from pipeline.studio.face import FaceRenderer
+
+    spec = plan_clips(IDENTITIES, UTTERANCES, SEED)[0]
+
+    def renderer() -> FaceRenderer:
+        return FaceRenderer(spec.identity.face, spec.look, _seed_int(spec.seed, 7, spec.identity.index, spec.session))
+
+    pose = np.array([2.0, -1.0, 0.5, 1.0, -1.0, 1.0])
+    frames = [(0.0, 1.0, 0.0), (0.6, 1.0, 0.0), (0.6, 0.8, 0.85), (0.6, 0.8, 0.35), (0.0, 1.0, 0.85)]
+    used = renderer()
+    for f in frames:
+        used.render(*f, pose)
+    for f in frames[::-1]:
+        assert np.array_equal(used.render(*f, pose), renderer().render(*f, pose)), f
+
+
 # ------------------------------------------------------------------ faces and lip sync
 
 

@@ -1,10 +1,18 @@
-"""Generators: clips/s per built-in generator, and 1 -> N Ray worker scaling of the generate stage.
+"""Generators: CPU-seconds per clip of each built-in generator, per fake of each recipe, and 1 -> N Ray
+worker scaling of the generate stage.
 
-Two parts (either can be skipped):
+Three parts (each can be skipped):
 
 - **throughput**: each generator, in this process, forging debug talking
   clips (``generators.synthetic``) of ``--size`` px and ``--seconds``; the
-  first call (face backend start-up) is not counted.
+  first call (face backend start-up) is not counted. Per clip: seconds, CPU
+  seconds (ffmpeg's included) and milliseconds per output frame.
+- **recipes**: each recipe of ``params.yaml``'s ``generate`` section planned over
+  ``--manifest`` (e.g. ``data/studio/manifest.parquet``; default: a debug corpus)
+  and run task by task in this process through the stage's own worker, with the
+  cache a run shares (``generators.cache``): the start-up before the first task
+  (the plan's clear-speech check) and CPU seconds per fake, per recipe and per
+  generator chain. No Ray, so the figures are the work itself.
 - **scaling**: the ``cmdfd`` recipe over a small debug corpus
   (``--identities`` x 2 utterances -> identities x 4 methods x 2 fakes), run
   by the real Ray stage in a fresh subprocess per worker count (a local Ray
@@ -19,7 +27,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from pathlib import Path
+
+from benchmark.perf.studio import cpu_seconds
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,12 +38,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=float, default=2.0, help="clip length (default: %(default)s)")
     parser.add_argument("--size", type=int, default=224, help="frame size (default: %(default)s)")
     parser.add_argument("--clips", type=int, default=2, help="clips per generator (default: %(default)s)")
+    parser.add_argument("--manifest", type=Path,
+                        help="real clips for the recipes part (default: a debug corpus of --identities)")
+    parser.add_argument("--max-fakes", type=int, default=None,
+                        help="recipes part: at most this many fakes per recipe, whole targets first "
+                             "(default: all)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2],
                         help="Ray worker counts for the scaling run (default: %(default)s)")
     parser.add_argument("--identities", type=int, default=3,
-                        help="identities of the scaling corpus (default: %(default)s)")
-    parser.add_argument("--skip-throughput", action="store_true", help="only the scaling part")
-    parser.add_argument("--skip-scaling", action="store_true", help="only the throughput part")
+                        help="identities of the debug corpus (default: %(default)s)")
+    parser.add_argument("--skip-throughput", action="store_true", help="skip the per-generator part")
+    parser.add_argument("--skip-recipes", action="store_true", help="skip the per-recipe part")
+    parser.add_argument("--skip-scaling", action="store_true", help="skip the Ray scaling part")
 
 
 def _load() -> str:
@@ -46,18 +63,56 @@ def throughput(names: list[str], seconds: float, size: int, clips: int, tmp: Pat
 
     target = make_talking_clip(tmp / "t.mp4", seconds, size, seed=0)
     driving = make_talking_clip(tmp / "a.mp4", seconds, size, seed=1, f0=200)
+    frames = round(seconds * 25)
     rows = []
-    print(f"{'generator':18s} {'clips/s':>8s} {'s/clip':>8s} {'x realtime':>10s}")
+    print(f"{'generator':18s} {'clips/s':>8s} {'s/clip':>8s} {'CPU-s/clip':>10s} {'ms/frame':>8s} {'x realtime':>10s}")
     for name in names:
         gen = GENERATORS.get(name)()
         kw = {"source_video": driving} if gen.kind == "faceswap" else {}
         gen(target, driving, tmp / f"{name}-warm", **kw)  # backend start-up not counted
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), cpu_seconds()
         for i in range(clips):
             gen(target, driving, tmp / f"{name}-{i}", **kw)
         dt = (time.perf_counter() - t0) / clips
-        rows.append({"generator": name, "clips_per_s": 1 / dt, "s_per_clip": dt, "x_realtime": seconds / dt})
-        print(f"{name:18s} {1 / dt:8.3f} {dt:8.2f} {seconds / dt:10.3f}", flush=True)
+        cpu = (cpu_seconds() - c0) / clips
+        rows.append({"generator": name, "clips_per_s": 1 / dt, "s_per_clip": dt, "cpu_s_per_clip": cpu,
+                     "ms_per_frame": 1e3 * cpu / frames, "x_realtime": seconds / dt})
+        print(f"{name:18s} {1 / dt:8.3f} {dt:8.2f} {cpu:10.2f} {1e3 * cpu / frames:8.1f} {seconds / dt:10.3f}",
+              flush=True)
+    return rows
+
+
+def recipes(manifest: Path, max_fakes: int | None, tmp: Path) -> list[dict]:
+    """CPU seconds per fake of each recipe in params.yaml, through the stage's worker and cache."""
+    from generators.cache import StageCache, cache_dir
+    from generators.stage import GenerateParams, plan
+    from generators.worker import GenerateWorker
+    from pipeline.config import load_section
+    from pipeline.manifest import read_clips
+
+    params: GenerateParams = load_section("generate", "params.yaml" if Path("params.yaml").exists() else None)
+    clips = read_clips(manifest)
+    out = tmp / "recipes"
+    t0, c0 = time.perf_counter(), cpu_seconds()
+    planned = {r: plan(r, clips, manifest.resolve().parent, params, StageCache(cache_dir(out))) for r in params.recipes}
+    print(f"\nrecipes over {manifest} ({len(clips)} clips), in this process with the run's cache")
+    print(f"start-up: planning (clear-speech check of every real clip) {time.perf_counter() - t0:.1f} s, "
+          f"{cpu_seconds() - c0:.1f} CPU-s")
+    worker = GenerateWorker(params.generator_options, params.face_backend, params.seed)
+    rows = []
+    for recipe, tasks in planned.items():
+        per_chain: dict[str, list[float]] = defaultdict(list)
+        for task in tasks[:max_fakes]:
+            c0 = cpu_seconds()
+            worker(task.to_item(), out / recipe)
+            per_chain["+".join(s.generator for s in task.steps)].append(cpu_seconds() - c0)
+        spent = [c for v in per_chain.values() for c in v]
+        rows.append({"recipe": recipe, "fakes": len(spent), "cpu_s_per_fake": sum(spent) / max(len(spent), 1),
+                     "per_chain": {k: sum(v) / len(v) for k, v in per_chain.items()}})
+        chains = ", ".join(f"{k} {sum(v) / len(v):.2f} (x{len(v)})" for k, v in per_chain.items())
+        print(f"{recipe}: {len(spent)} fakes, {rows[-1]['cpu_s_per_fake']:.2f} CPU-s per fake "
+              f"(ffmpeg's CPU included; the first tasks also load the face backend and the TTS model): {chains}",
+              flush=True)
     return rows
 
 
@@ -95,8 +150,8 @@ def _one_scaling_run(manifest: Path, out: Path, workers: int) -> dict:
             "failures": len(failures), "computed": computed}
 
 
-def scaling(worker_counts: list[int], identities: int, seconds: float, size: int, tmp: Path) -> list[dict]:
-    manifest = scaling_corpus(tmp / "corpus", identities, seconds, size)
+def scaling(worker_counts: list[int], manifest: Path, identities: int, seconds: float, size: int,
+            tmp: Path) -> list[dict]:
     rows = []
     print(f"\ncmdfd stage, {identities} identities x 2 utterances, {seconds:g} s clips at {size} px "
           f"(each run in a fresh process with its own local Ray)")
@@ -126,8 +181,12 @@ def run(args: argparse.Namespace) -> int:
         d = Path(tmp)
         if not args.skip_throughput:
             throughput(args.generators or sorted(BUILTINS), args.seconds, args.size, args.clips, d)
+        debug = None if args.skip_recipes and args.skip_scaling else (
+            scaling_corpus(d / "corpus", args.identities, args.seconds, args.size))
+        if not args.skip_recipes:
+            recipes(args.manifest or debug, args.max_fakes, d)
         if not args.skip_scaling:
-            scaling(args.workers, args.identities, args.seconds, args.size, d)
+            scaling(args.workers, debug, args.identities, args.seconds, args.size, d)
     print(f"load average at end: {_load()}")
     return 0
 

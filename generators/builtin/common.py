@@ -2,7 +2,7 @@
 backend, fitting the target's frames to the driving audio, and the labelled write."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from generators.base import Generator, synthetic_metadata
+from generators.cache import StageCache
 from pipeline.errors import MediaError
 from pipeline.media import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME, decode_audio, decode_video, write_mp4
 
@@ -19,6 +20,7 @@ class Inputs:
     frames: np.ndarray  # (T, H, W, 3): the target's frames fitted to the driving audio's length
     audio: np.ndarray  # (N,) driving audio, 16 kHz mono
     num_frames: int
+    frame_ids: np.ndarray  # (T,) which decoded frame of the target each of ``frames`` is
 
 
 def frames_for(num_samples: int) -> int:
@@ -26,18 +28,22 @@ def frames_for(num_samples: int) -> int:
     return max(1, int(round(num_samples / SAMPLES_PER_FRAME)))
 
 
-def ping_pong(frames: np.ndarray, n: int) -> np.ndarray:
-    """``n`` frames from ``frames``, bouncing back and forth when the audio is
-    longer (a jump cut back to frame 0 would be a second, unwanted artefact)."""
-    t = len(frames)
+def ping_pong_index(t: int, n: int) -> np.ndarray:
+    """Indices of ``n`` frames taken from ``t``, bouncing back and forth when ``n`` > ``t``
+    (a jump cut back to frame 0 would be a second, unwanted artefact)."""
     if t >= n:
-        return frames[:n]
+        return np.arange(n)
     if t == 1:
-        return np.repeat(frames, n, axis=0)
+        return np.zeros(n, np.int64)
     period = 2 * (t - 1)
     idx = np.arange(n) % period
-    idx = np.where(idx < t, idx, period - idx)
-    return frames[idx]
+    return np.where(idx < t, idx, period - idx)
+
+
+def ping_pong(frames: np.ndarray, n: int) -> np.ndarray:
+    """``n`` frames from ``frames``, bouncing back and forth when the audio is longer
+    (see ``ping_pong_index``)."""
+    return frames[:n] if len(frames) >= n else frames[ping_pong_index(len(frames), n)]
 
 
 class BuiltinGenerator(Generator):
@@ -52,6 +58,7 @@ class BuiltinGenerator(Generator):
         self.max_side = max_side
         self.seed = seed
         self._backend = None
+        self.cache: StageCache | None = None
 
     @property
     def backend(self):
@@ -65,6 +72,9 @@ class BuiltinGenerator(Generator):
         return {**super().describe(), "face_backend": self.face_backend_name, "detect_every": self.detect_every,
                 "max_side": self.max_side, "seed": self.seed}
 
+    def use_cache(self, cache: StageCache | None) -> None:
+        self.cache = cache
+
     def _size(self, target_video: Path) -> tuple[int, int] | None:
         if self.max_side is None:
             return None
@@ -76,14 +86,43 @@ class BuiltinGenerator(Generator):
         s = self.max_side / max(v.width, v.height)
         return (int(v.width * s) // 2 * 2, int(v.height * s) // 2 * 2)
 
+    def decode_audio(self, path: Path) -> np.ndarray:
+        """A file's audio at 16 kHz mono, from the run's cache when another task decoded it."""
+        return self._decoded("audio", path, lambda: decode_audio(path, SAMPLE_RATE), SAMPLE_RATE)
+
+    def decode_video(self, path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
+        """A file's frames at 25 fps (resized to ``size``), from the run's cache when another task
+        decoded them."""
+        return self._decoded("video", path, lambda: decode_video(path, FPS, size=size), FPS, size)
+
+    def _decoded(self, kind: str, path: Path, decode: Callable[[], np.ndarray], *settings: Any) -> np.ndarray:
+        return decode() if self.cache is None else self.cache.decoded(kind, path, decode, *settings)
+
     def load(self, target_video: Path, driving_audio: Path | None) -> Inputs:
-        audio = decode_audio(driving_audio if driving_audio is not None else target_video, SAMPLE_RATE)
+        audio = self.decode_audio(driving_audio if driving_audio is not None else target_video)
         if len(audio) < SAMPLES_PER_FRAME:
             raise MediaError(driving_audio or target_video, f"driving audio too short ({len(audio)} samples)",
                              "too_short")
         n = frames_for(len(audio))
-        video = decode_video(target_video, FPS, size=self._size(target_video))
-        return Inputs(frames=ping_pong(video, n), audio=audio, num_frames=n)
+        video = self.decode_video(target_video, self._size(target_video))
+        return Inputs(frames=ping_pong(video, n), audio=audio, num_frames=n,
+                      frame_ids=ping_pong_index(len(video), n))
+
+    def track(self, frames: np.ndarray, frame_ids: np.ndarray, video: Path) -> np.ndarray:
+        """``track_landmarks`` of ``frames`` (decoded from ``video``; ``frame_ids``: which decoded
+        frame each is), detecting only the frames no task of this run has detected yet."""
+        from generators.face_geometry import track_landmarks
+
+        if self.cache is None:
+            return track_landmarks(frames, self.backend, video, self.detect_every, frame_ids=frame_ids)
+        # The decoded size is part of the key: a file decoded at another size shows other pixels.
+        key = self.cache.key("detections", self.cache.file_id(video), frames.shape[1:3], self.backend.describe())
+        memo = self.cache.load_detections(key)
+        known = set(memo)
+        lms = track_landmarks(frames, self.backend, video, self.detect_every, frame_ids=frame_ids, memo=memo)
+        if len(memo) > len(known):
+            self.cache.store_detections(key, {i: v for i, v in memo.items() if i not in known})
+        return lms
 
     def write(self, frames: np.ndarray, audio: np.ndarray, workdir: Path, source_keys: Sequence[str],
               **extra: str) -> Path:

@@ -19,11 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from generators.builtin.common import BuiltinGenerator, ping_pong
-from generators.face_geometry import piecewise_affine, smooth_track, track_landmarks
+from generators.builtin.common import BuiltinGenerator, ping_pong, ping_pong_index
+from generators.face_geometry import piecewise_affine, smooth_track
 from pipeline.errors import MediaError
 from pipeline.faces.base import RIGID
-from pipeline.media import FPS, decode_video
 
 # The swapped region: jaw line and brows (the face proper, no hair or ears).
 HULL = np.r_[0:27]
@@ -58,9 +57,10 @@ class FaceSwapLike(BuiltinGenerator):
         if source_video is None:
             raise ValueError(f"{self.name} needs source_video= (the identity whose face is swapped in)")
         inp = self.load(target_video, driving_audio)
-        src_frames = ping_pong(decode_video(source_video, FPS), inp.num_frames)
-        t_lms = track_landmarks(inp.frames, self.backend, target_video, self.detect_every)
-        s_lms = track_landmarks(src_frames, self.backend, source_video, self.detect_every)
+        src = self.decode_video(source_video)
+        src_frames = ping_pong(src, inp.num_frames)
+        t_lms = self.track(inp.frames, inp.frame_ids, target_video)
+        s_lms = self.track(src_frames, ping_pong_index(len(src), inp.num_frames), source_video)
         if self.reenact:
             t_lms, s_lms = smooth_track(t_lms, 1.5), smooth_track(s_lms, 1.5)
         h, w = inp.frames.shape[1:3]

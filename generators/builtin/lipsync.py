@@ -28,7 +28,6 @@ from generators.face_geometry import (
     mouth_pose,
     piecewise_affine,
     smooth_track,
-    track_landmarks,
 )
 from pipeline.faces.base import JAW, MOUTH, NOSE
 
@@ -75,7 +74,7 @@ class Wav2LipLike(BuiltinGenerator):
         import cv2
 
         inp = self.load(target_video, driving_audio)
-        lms = track_landmarks(inp.frames, self.backend, target_video, self.detect_every)
+        lms = self.track(inp.frames, inp.frame_ids, target_video)
         drive = mouth_drive(inp.audio, inp.num_frames, smooth=1)  # Wav2Lip: per-frame, jittery
         out = np.empty_like(inp.frames)
         h, w = inp.frames.shape[1:3]
@@ -120,8 +119,7 @@ class VideoReTalkingLike(BuiltinGenerator):
         import cv2
 
         inp = self.load(target_video, driving_audio)
-        lms = smooth_track(track_landmarks(inp.frames, self.backend, target_video, self.detect_every),
-                           self.landmark_sigma)
+        lms = smooth_track(self.track(inp.frames, inp.frame_ids, target_video), self.landmark_sigma)
         drive = mouth_drive(inp.audio, inp.num_frames, smooth=self.drive_smooth)
         out = np.empty_like(inp.frames)
         h, w = inp.frames.shape[1:3]

@@ -22,7 +22,7 @@ from generators.audio_features import mouth_drive, rhythm
 from generators.builtin.common import BuiltinGenerator, frames_for
 from generators.face_geometry import mouth_interior, mouth_pose, piecewise_affine, triangulate, _anchors
 from pipeline.errors import MediaError
-from pipeline.media import FPS, SAMPLE_RATE, decode_audio, iter_frames
+from pipeline.media import FPS, SAMPLE_RATE, iter_frames
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 CROP_SIZE = 256
@@ -68,7 +68,7 @@ class _OneShot(BuiltinGenerator):
     lip_sync = False  # the released CMDFD labels one-shot talking heads Sync_Label 0
 
     def _source(self, target_video: Path, driving_audio: Path | None):
-        audio = decode_audio(driving_audio if driving_audio is not None else target_video, SAMPLE_RATE)
+        audio = self.decode_audio(driving_audio if driving_audio is not None else target_video)
         frame, lm = first_face_frame(Path(target_video), self.backend)
         crop, clm = square_face_crop(frame, lm)
         return audio, crop, clm

@@ -96,11 +96,18 @@ def fit_duration(audio: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
+def tts_engine() -> str:
+    """The engine ``synthesize`` uses here."""
+    from pipeline.studio import speech
+
+    return "piper" if speech.piper_available() else "espeak-ng"
+
+
 def synthesize(text: str) -> np.ndarray:
     """16 kHz speech for ``text`` from piper, or espeak-ng when piper is missing."""
     from pipeline.studio import speech
 
-    if speech.piper_available():
+    if tts_engine() == "piper":
         audio, sr, _ = speech.tts_piper(text, 1.0)
     else:
         audio, sr = speech.tts_espeak(text)
@@ -130,7 +137,9 @@ class VoiceFake(BuiltinGenerator):
         real = inp.audio
         f0 = estimate_f0(real)
         if text:
-            fake = synthesize(text)
+            # Targets reading the same sentence share it (TTS is deterministic: no sampling noise).
+            fake = synthesize(text) if self.cache is None else self.cache.array(
+                "tts", self.cache.key("tts", text, tts_engine()), lambda: synthesize(text))
             f0_fake = estimate_f0(fake)
             if f0 and f0_fake:
                 fake = shift_voice(fake, float(np.clip(12 * np.log2(f0 / f0_fake), -8, 8)))

@@ -12,16 +12,21 @@ inputs and one seeded generator, so the same inputs plan the same corpus.
 from __future__ import annotations
 
 import json
+import os
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pipeline.clip import Clip, safe_id
 from pipeline.errors import ConfigError
+
+if TYPE_CHECKING:
+    from generators.cache import StageCache
 
 PREV = "@prev"
 
@@ -79,22 +84,44 @@ def media_path(clip: Clip, media_root: Path) -> str:
 
 
 def clear_speech(clips: Sequence[Clip], media_root: Path, min_voiced_fraction: float,
-                 score: Callable[[Path], float] | None = None) -> dict[str, float]:
+                 score: Callable[[Path], float] | None = None, cache: StageCache | None = None) -> dict[str, float]:
     """Median voiced fraction per identity (frames within 30 dB of the loud ones and above
-    -45 dBFS); identities at or above ``min_voiced_fraction`` have clear speech."""
+    -45 dBFS); identities at or above ``min_voiced_fraction`` have clear speech.
+
+    The clips' audio is decoded on threads (the work is ffmpeg's, in subprocesses, so every core
+    takes part), and put in ``cache`` for the tasks that are driven by it. A clip's score is kept
+    for the process: each recipe of a run plans over the same clips."""
     from generators.audio_features import voiced_fraction
-    from pipeline.media import decode_audio
+    from pipeline.media import SAMPLE_RATE, decode_audio
 
     if score is None:
         def score(path: Path) -> float:
             try:
-                return voiced_fraction(decode_audio(path))
-            except Exception:  # an unreadable clip counts as no speech; the identity may still pass
+                st = path.stat()
+            except OSError:
                 return 0.0
+            stamp = (str(path), st.st_mtime_ns, st.st_size)
+            if stamp not in _VOICED:
+                def decode() -> np.ndarray:
+                    return decode_audio(path, SAMPLE_RATE)
+
+                try:
+                    audio = decode() if cache is None else cache.decoded("audio", path, decode, SAMPLE_RATE)
+                except Exception:  # an unreadable clip counts as no speech; the identity may still pass
+                    return 0.0
+                _VOICED[stamp] = voiced_fraction(audio)
+            return _VOICED[stamp]
+    paths = [Path(media_path(c, media_root)) for c in clips]
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        scores = list(pool.map(score, paths))
     per_id: dict[str, list[float]] = defaultdict(list)
-    for c in clips:
-        per_id[c.identity].append(score(Path(media_path(c, media_root))))
+    for c, value in zip(clips, scores):
+        per_id[c.identity].append(value)
     return {i: float(np.median(v)) for i, v in per_id.items()}
+
+
+# Voiced fraction per (path, mtime, size) of the clips this process has scored.
+_VOICED: dict[tuple[str, int, int], float] = {}
 
 
 def select_pairs(clips: Sequence[Clip], seed: int, *, targets_per_identity: int = 1, max_targets: int | None = None,
