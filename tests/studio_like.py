@@ -51,8 +51,8 @@ def studio_clips(cmdfd_w2l: bool = False) -> list[dict]:
     return clips
 
 
-def write_studio_shards(root: Path, **clip_options) -> Path:
-    """Shards of ``studio_clips(**clip_options)`` under ``root``; -> the shard folder."""
-    manifest = write_synthetic_corpus(root / "corpus", studio_clips(**clip_options), SIZES)
+def write_studio_shards(root: Path, clips: list[dict] | None = None, **clip_options) -> Path:
+    """Shards of ``clips`` (default: ``studio_clips(**clip_options)``) under ``root``; -> the shard folder."""
+    manifest = write_synthetic_corpus(root / "corpus", studio_clips(**clip_options) if clips is None else clips, SIZES)
     write_shards(manifest, root / "shards", sizes=CropSizes(*SIZES), progress=False)
     return root / "shards"

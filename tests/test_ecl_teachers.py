@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
@@ -144,6 +145,30 @@ def test_ecl_runs_its_held_teachers(tmp_path):
         no_teachers.loss(no_teachers(inputs), {"label": torch.tensor([0, 1])})
 
 
+def phone_aligned_shards(tmp_path, fakes=(("wav2lip", True, False),)):
+    """Shards of real clips with a phone alignment in `extra` (what the teachers learn from) and, for each
+    (method, video_fake, audio_fake) of ``fakes``, a FakeAVCeleb-style fake of every real clip."""
+    import json
+
+    from pipeline.loading.synthetic import write_synthetic_corpus
+    from pipeline.shards import write_shards
+
+    phones = [["AH", 0.0, 0.2], ["B", 0.2, 0.32], ["IY", 0.32, 0.6], ["M", 0.6, 0.8], ["OW", 0.8, 1.2]]
+    clips = []
+    for g, group in enumerate(["group-a", "group-b", "group-c", "group-d", "group-e"]):
+        for i in range(2):
+            ident = f"s{g}{i}"
+            common = dict(identity=ident, ethnicity=group, video_id=f"{ident}-v1", num_frames=32)
+            clips.append(dict(key=f"studio/{ident}-u1", extra=json.dumps({"phones": phones}), **common))
+            for method, video_fake, audio_fake in fakes:
+                clips.append(dict(key=f"studio-fakeavceleb/{ident}-u1--x/{method}", video_fake=video_fake,
+                                  audio_fake=audio_fake, method=method, extra=json.dumps({"recipe": "fakeavceleb"}),
+                                  **common))
+    manifest = write_synthetic_corpus(tmp_path / "corpus", clips)
+    write_shards(manifest, tmp_path / "shards", progress=False)
+    return tmp_path / "shards"
+
+
 def test_avdf_teach_learns_only_from_its_folds_training_split(tmp_path):
     """The `teach` stage: real clips with a phone alignment in `extra`, read back from real shards,
     of the training split of the fold it serves only; an ECL run whose teachers read a clip
@@ -158,22 +183,9 @@ def test_avdf_teach_learns_only_from_its_folds_training_split(tmp_path):
     from detectors.training import TrainParams, check_fitted_on
     from pipeline.errors import ConfigError
     from pipeline.loading.format import CLIPS_NAME
-    from pipeline.loading.synthetic import write_synthetic_corpus
     from pipeline.manifest import read_manifest
-    from pipeline.shards import write_shards
 
-    phones = [["AH", 0.0, 0.2], ["B", 0.2, 0.32], ["IY", 0.32, 0.6], ["M", 0.6, 0.8], ["OW", 0.8, 1.2]]
-    clips = []
-    for g, group in enumerate(["group-a", "group-b", "group-c", "group-d", "group-e"]):
-        for i in range(2):
-            ident = f"s{g}{i}"
-            common = dict(identity=ident, ethnicity=group, video_id=f"{ident}-v1", num_frames=32)
-            clips.append(dict(key=f"studio/{ident}-u1", extra=json.dumps({"phones": phones}), **common))
-            clips.append(dict(key=f"studio-fakeavceleb/{ident}-u1--x/wav2lip", video_fake=True, method="wav2lip",
-                              extra=json.dumps({"recipe": "fakeavceleb"}), **common))
-    manifest = write_synthetic_corpus(tmp_path / "corpus", clips)
-    shards = tmp_path / "shards"
-    write_shards(manifest, shards, progress=False)
+    shards = phone_aligned_shards(tmp_path)
     (tmp_path / "params.yaml").write_text("teach:\n  epochs: 2\n  width: 16\n")
     rows = read_manifest(shards / CLIPS_NAME)
     group_fold = load_protocol("studio-intra-group").split(rows).fold("main")
@@ -219,6 +231,37 @@ def test_avdf_teach_learns_only_from_its_folds_training_split(tmp_path):
     assert not (tmp_path / "ecl" / "last.pt").exists()
 
 
+def test_runs_with_the_same_real_training_clips_share_one_teacher_with_their_own_provenance(tmp_path, capsys):
+    """Cross-manipulation folds differ only in the fakes left out: `avdf teach --grid` trains their teachers
+    once and writes, for each fold, the teacher a training for that fold alone gives, with its provenance."""
+    import argparse
+
+    from benchmark.teach import run
+
+    shards = phone_aligned_shards(tmp_path, fakes=(("wav2lip", True, False), ("rtvc", False, True)))
+    params = tmp_path / "params.yaml"
+    params.write_text("teach:\n  epochs: 2\n  video_epochs: 1\n  width: 16\n  jobs: 1\ntrain:\n  grid:\n    runs:\n"
+                      "      - {protocol: studio-cross-manipulation, fold: RVFA}\n"
+                      "      - {protocol: studio-cross-manipulation, fold: FVRA-WL}\n")
+    grid = argparse.Namespace(modality=None, data=shards, out=tmp_path / "grid", params=str(params),
+                              protocol=None, fold=None, transcripts=None, grid=True)
+    assert run(grid) == 0
+    printed = capsys.readouterr().out
+    assert "4 teachers, 2 to train" in printed
+    # teach.video_epochs: the visual teacher's own number of epochs
+    assert re.search(r"RVFA video: .* 1 epochs", printed) and re.search(r"RVFA audio: .* 2 epochs", printed)
+    for modality in ("audio", "video"):
+        alone = tmp_path / "alone" / f"{modality}.pt"
+        assert run(argparse.Namespace(modality=modality, data=shards, out=alone, params=str(params), grid=False,
+                                      protocol="studio-cross-manipulation", fold="FVRA-WL", transcripts=None)) == 0
+        shared, alone = (torch.load(path, weights_only=False) for path in
+                         (tmp_path / "grid" / "studio-cross-manipulation" / "FVRA-WL" / f"{modality}.pt", alone))
+        weights, alone_weights = shared.pop("state_dict"), alone.pop("state_dict")
+        assert shared == alone and shared["trained_on"]["fold"] == "FVRA-WL"
+        assert weights.keys() == alone_weights.keys()
+        assert all(torch.equal(weights[name], alone_weights[name]) for name in weights)
+
+
 def test_run_placeholders_name_each_runs_own_files():
     from detectors.training import fill_run_placeholders
 
@@ -254,6 +297,8 @@ def test_teach_config_rejects_an_unknown_audio_teacher():
 
     with pytest.raises(ConfigError, match="teach.audio_teacher: must be 'ctc' or 'whisper'"):
         TeachParams(audio_teacher="wav2vec")
+    with pytest.raises(ConfigError, match="teach.video_epochs: must be >= 1"):
+        TeachParams(video_epochs=0)
 
 
 def test_segment_char_targets_are_the_words_heard_in_the_window():
