@@ -59,11 +59,28 @@ def _uses_cuda(device: str) -> bool:
     return torch.cuda.is_available()
 
 
+# The log handler of a spawned worker process (None in a process that had its own, such as the CLI's
+# when runs go one at a time): one worker trains several runs, so its prefix is set anew for each.
+_worker_handler: logging.Handler | None = None
+
+
+def label_logs(name: str, level: int) -> None:
+    """Prefix this worker's log lines with ``[name]``, the run it works on now (not its first run's)."""
+    global _worker_handler
+    if _worker_handler is None:
+        root = logging.getLogger()
+        if root.handlers:
+            return  # a process that logs its own way: runs go one at a time there, each announced
+        _worker_handler = logging.StreamHandler()
+        root.addHandler(_worker_handler)
+        root.setLevel(level)
+    _worker_handler.setFormatter(logging.Formatter(f"[{name.replace('%', '%%')}] %(message)s"))
+
+
 def _call(name: str, threads: int, level: int, fn: Callable[..., Any], args: tuple) -> tuple[Any, float]:
     import torch
 
-    if not logging.getLogger().handlers:  # a spawned worker: say which run a line is about
-        logging.basicConfig(level=level, format=f"[{name}] %(message)s")
+    label_logs(name, level)
     torch.set_num_threads(threads)
     start = time.perf_counter()
     return fn(*args), time.perf_counter() - start

@@ -1,6 +1,8 @@
 """`avdf train --grid` and `avdf teach --grid`: every run of train.grid.runs, side by side in worker
 processes, each writing exactly what a run of its own writes; a failed run is named, the others finish."""
 import json
+import logging
+import re
 
 import pytest
 
@@ -30,11 +32,16 @@ def test_plan_uses_every_core_on_cpu_and_never_more_runs_than_there_are():
     assert plan.jobs >= 1 and plan.threads >= 1
 
 
-def test_grid_trains_every_run_in_worker_processes(shards, tmp_path, capsys):
-    train_grid("video-baseline", shards, tmp_path / "models", _params(RUNS), history_dir=tmp_path / "logs")
-    printed = capsys.readouterr().out
-    assert "2 run(s) at a time" in printed and "[2/2]" in printed
-    for run in RUNS:
+def test_grid_trains_every_run_in_worker_processes_and_logs_name_the_run(shards, tmp_path, capfd, caplog):
+    # Three runs on two workers: one worker trains two of them, and its lines must follow the run.
+    runs = RUNS + [TrainRun("studio-cross-manipulation", "FVRA-WL")]
+    caplog.set_level(logging.INFO)  # the level the workers log at
+    train_grid("video-baseline", shards, tmp_path / "models", _params(runs), history_dir=tmp_path / "logs")
+    printed = capfd.readouterr()
+    assert "2 run(s) at a time" in printed.out and "[3/3]" in printed.out
+    labelled = re.findall(r"^\[(\S+)\] video-baseline epoch 1: ", printed.err, re.MULTILINE)
+    assert sorted(labelled) == sorted(f"{r.protocol}/{r.fold}" for r in runs)
+    for run in runs:
         folder = tmp_path / "models" / run.protocol / run.fold
         assert {"best.pt", "last.pt", "history.json", "metrics.json", "train.json", "keys_read.json"} <= \
             {p.name for p in folder.iterdir()}
