@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -152,16 +153,25 @@ def evaluate_checkpoint(checkpoint: Path, shard_dir: Path, out: Path, params: Ev
     label = ckpt.get("ablation") or ckpt.get("preset")
     info = DetectorInfo(name=model.name, label=label, weights_sha256=weights_sha256(checkpoint))
     spec = input_spec_to_segments(model.inputs)
+    if not folds:
+        return []
+    # Each clip is scored once, however many folds test it (cross-dataset folds share their real
+    # clips): a clip's scores depend on the model and the clip only.
+    loader = EvalLoader(shard_dir, spec, keys=sorted(set().union(*(fold.test for fold in folds))),
+                        batch_size=params.batch_size, num_workers=params.num_workers)
+    rows_of: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in segment_scores(model, loader, device):
+        rows_of[row["key"]].append(row)
     written = []
     for fold in folds:
-        loader = EvalLoader(shard_dir, spec, keys=list(fold.test), batch_size=params.batch_size,
-                            num_workers=params.num_workers)
-        per_video = video_level(segment_scores(model, loader, device))
+        keys = sorted(fold.test)
+        per_video = video_level([row for key in keys for row in rows_of.get(key, [])])
+        corrupt = sum(key not in rows_of for key in keys)  # a readable clip gives at least one segment
         scored = score_predictions(
             protocol, fold, clips, per_video, detector=info, threshold=params.threshold,
             n_bootstrap=params.bootstrap, seed=params.seed,
             extra={"checkpoint": str(checkpoint), "train_data_hash": ckpt.get("data_hash"),
-                   "best_epoch": ckpt.get("best_epoch"), "corrupt_segments_skipped": loader.stats.corrupt},
+                   "best_epoch": ckpt.get("best_epoch"), "corrupt_segments_skipped": corrupt},
         )
         written.append(write_scored(out / fold.name, scored))
     return written

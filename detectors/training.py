@@ -7,10 +7,11 @@ keys the loaders really yielded are written to ``keys_read.json``.
 
 Loop settings merge in layers, later winning (``effective_loop``):
 
-- ``paper`` preset: LoopParams defaults < ``train.loop`` < the detector's ``TRAIN``
-  (its paper's settings, and avdf's choices where the paper is silent) <
-  ``train.per_detector[DETECTOR]``. A paper's schedule is what its preset runs;
-  ``train.loop`` (sized for the CPU studio profile) cannot override it, and says so.
+- ``paper`` preset: LoopParams defaults < ``train.loop`` < ``PAPER_LOOP`` (every paper
+  validates on every segment) < the detector's ``TRAIN`` (its paper's settings, and avdf's
+  choices where the paper is silent) < ``train.per_detector[DETECTOR]``. A paper's schedule
+  is what its preset runs; ``train.loop`` (sized for the CPU studio profile) cannot override
+  it, and says so.
 - other presets (``tiny``): LoopParams defaults < ``TRAIN`` < ``train.loop`` <
   ``train.per_detector[DETECTOR]``.
 
@@ -57,6 +58,9 @@ class TrainParams:
     balanced: bool = True  # equal expected segments per class
     num_workers: int = 0
     eval_batch_size: int = 16
+    # Decoded validation batches kept in memory from one epoch to the next (the same batches every
+    # epoch); a validation split larger than this is decoded anew each epoch instead.
+    val_cache_mb: int = 1024
     jobs: int | None = None  # runs trained side by side by `avdf train --grid`; None: one per core (1 on a GPU)
     grid: TrainGrid = field(default_factory=lambda: TrainGrid())  # what `dvc repro` trains (dvc.yaml matrix)
 
@@ -90,13 +94,50 @@ class RecordedBatches:
             yield batch
 
 
+class ReplayedBatches:
+    """The batches of a loader that yields the same ones every pass (validation), decoded on the first
+    pass and replayed from memory after it, unless they add up to more than ``max_bytes`` (then every
+    pass decodes them anew). A replay hands out copies: a detector that changed its inputs in place
+    cannot change the next epoch's validation (a copy costs a memcpy, decoding costs a resize or STFT)."""
+
+    def __init__(self, batches: Any, max_bytes: int) -> None:
+        self.batches, self.max_bytes = batches, max_bytes
+        self.kept: list[dict[str, Any]] | None = None
+        self.fits = True
+
+    def __len__(self) -> int:
+        return len(self.kept) if self.kept is not None else len(self.batches)
+
+    def __iter__(self):
+        import torch
+
+        if self.kept is not None:
+            for batch in self.kept:
+                yield {part: {k: v.clone() if torch.is_tensor(v) else v for k, v in values.items()}
+                       for part, values in batch.items()}
+            return
+        kept: list[dict[str, Any]] = []
+        size = 0
+        for batch in self.batches:
+            if self.fits:
+                size += sum(t.nbytes for t in batch["inputs"].values())
+                if size <= self.max_bytes:
+                    kept.append(batch)
+                else:
+                    self.fits, kept = False, []
+            yield batch
+        if self.fits:  # only a whole pass is replayed: one left early (an error, a break) keeps nothing
+            self.kept = kept
+
+
 class ShardBatchSource:
-    """BatchSource over shards: resampled training epochs and the fixed-order validation pass.
+    """BatchSource over shards: resampled training epochs and the fixed-order validation pass
+    (``val_segments_per_clip`` segments of each clip, all when None; decoded once, see ReplayedBatches).
 
     ``read`` collects the keys each pass yielded (``train`` / ``val``)."""
 
     def __init__(self, shard_dir: Path, segments: Any, train_keys: Iterable[str], val_keys: Iterable[str],
-                 batch_size: int, params: TrainParams, seed: int) -> None:
+                 batch_size: int, params: TrainParams, seed: int, val_segments_per_clip: int | None = None) -> None:
         from pipeline.loaders import ShardSet
 
         self.shard_dir = shard_dir
@@ -106,7 +147,9 @@ class ShardBatchSource:
         self.batch_size = batch_size
         self.params = params
         self.seed = seed
+        self.val_segments_per_clip = val_segments_per_clip
         self.read: dict[str, set[str]] = {"train": set(), "val": set()}
+        self.validation_batches: ReplayedBatches | None = None  # made by the first validation()
 
     def train_epoch(self, epoch: int, rank: int, world_size: int) -> Iterable[dict[str, Any]]:
         from pipeline.loaders import TrainLoader
@@ -123,8 +166,11 @@ class ShardBatchSource:
     def validation(self) -> Iterable[dict[str, Any]]:
         from pipeline.loaders import EvalLoader
 
-        return RecordedBatches(EvalLoader(self.val_set, self.segments, batch_size=self.params.eval_batch_size,
-                                          num_workers=self.params.num_workers), self.read["val"])
+        if self.validation_batches is None:
+            loader = EvalLoader(self.val_set, self.segments, batch_size=self.params.eval_batch_size,
+                                num_workers=self.params.num_workers, segments_per_clip=self.val_segments_per_clip)
+            self.validation_batches = ReplayedBatches(loader, self.params.val_cache_mb << 20)
+        return RecordedBatches(self.validation_batches, self.read["val"])
 
 
 def warn_if_upsampled(shardset: Any, spec: Any) -> None:
@@ -160,6 +206,10 @@ def build_detector(name: str, preset: str, overrides: dict[str, Any], ablation: 
 
 
 PAPER_PRESET = "paper"
+# Loop settings of every paper preset where its detector's TRAIN says nothing (a layer just under TRAIN,
+# so train.loop, sized for the CPU studio profile, cannot change them; train.per_detector still can):
+# the papers select checkpoints on, and test, every segment of a clip.
+PAPER_LOOP: dict[str, Any] = {"val_segments_per_clip": None}
 
 
 @dataclass(frozen=True)
@@ -215,16 +265,19 @@ def effective_loop(detector: Any, params: TrainParams, preset: str | None = None
         return key.split(".")[0] in from_paper
 
     paper = preset == PAPER_PRESET
+    own = {k: (v, f"{name}'s paper" if stated_by_paper(k) else f"{name}.TRAIN (avdf's choice; the paper is silent)")
+           for k, v in train.items()}
+    if paper:
+        paper_loop = f"{PAPER_PRESET} presets (every segment, as the papers score)"
+        own = {**{k: (v, paper_loop) for k, v in PAPER_LOOP.items()}, **own}
     shared: dict[str, tuple[Any, str]] = {}  # key -> (value, source)
     for layer, source in ((params.loop, "train.loop"),
                           (params.loop_per_detector.get(name, {}), f"train.loop_per_detector.{name}")):
         shared.update({k: (v, source) for k, v in _flatten(layer).items()})
     shadowed: dict[str, Any] = {}
     if paper:
-        shadowed = {k: vs for k, vs in shared.items() if stated_by_paper(k) or (k in train and train[k] != vs[0])}
+        shadowed = {k: vs for k, vs in shared.items() if stated_by_paper(k) or (k in own and own[k][0] != vs[0])}
         shared = {k: vs for k, vs in shared.items() if k not in shadowed}
-    own = {k: (v, f"{name}'s paper" if stated_by_paper(k) else f"{name}.TRAIN (avdf's choice; the paper is silent)")
-           for k, v in train.items()}
     override = {k: (v, f"train.per_detector.{name}") for k, v in _flatten(params.per_detector.get(name, {})).items()}
     merged: dict[str, tuple[Any, str]] = {}
     for layer in ([shared, own, override] if paper else [own, shared, override]):
@@ -308,7 +361,7 @@ def train_fold(detector_name: str, fold: Any, identity: dict[str, Any], shard_di
     if DistributedContext.from_env().is_main:
         log.info(effective.describe(model.name, preset))
     source = ShardBatchSource(shard_dir, input_spec_to_segments(model.inputs), fold.train, fold.val,
-                              loop.batch_size, params, loop.seed)
+                              loop.batch_size, params, loop.seed, loop.val_segments_per_clip)
     warn_if_upsampled(source.train_set, model.inputs)
     identity = {**identity, "fold": fold.name, "preset": preset, "ablation": ablation, "detector_spec": detector_name}
     d_hash = data_hash(shard_dir, fold)

@@ -135,6 +135,27 @@ def test_evaluation_order_is_fixed_and_complete_for_any_worker_count(shards: Pat
     assert [s for _, s in starts] == [0, 8, 16, 24, 32, 40, 48]
 
 
+def test_evaluation_can_keep_a_fixed_spread_of_segments_per_clip(shards: Path) -> None:
+    # id02-u2 has 4 full segments (starts 0, 16, 32, 48), id02-u1 3, id01-u1 1: k of them, spread evenly,
+    # numbered as in the full pass, the same every pass (the validation subset of avdf train).
+    spec = SegmentSpec(modalities=("audio",))
+    keys = ["studio/id01-u1", "studio/id02-u1", "studio/id02-u2"]
+
+    def scored(k: int | None) -> list[tuple[str, int, int]]:
+        loader = EvalLoader(shards, spec, keys=keys, batch_size=3, segments_per_clip=k)
+        got = [(key, n, start) for b in loader
+               for key, n, start in zip(b["meta"]["key"], b["meta"]["segment"].tolist(), b["meta"]["start"].tolist())]
+        assert len(got) == loader.dataset.num_segments()
+        return got
+
+    assert scored(1) == [("studio/id01-u1", 0, 0), ("studio/id02-u1", 1, 16), ("studio/id02-u2", 2, 32)]
+    assert scored(2) == [("studio/id01-u1", 0, 0), ("studio/id02-u1", 0, 0), ("studio/id02-u1", 2, 32),
+                         ("studio/id02-u2", 1, 16), ("studio/id02-u2", 3, 48)]
+    assert scored(None) == scored(4) == [(k, n, 16 * n) for k, count in zip(keys, (1, 3, 4)) for n in range(count)]
+    with pytest.raises(ValueError, match="segments_per_clip"):
+        EvalLoader(shards, spec, segments_per_clip=0)
+
+
 def test_training_epochs_are_shuffled_resampled_and_reproducible(shards: Path) -> None:
     spec = SegmentSpec(modalities=("audio",))
 
@@ -286,3 +307,23 @@ def test_avdf_bench_loader_runs(capsys: pytest.CaptureFixture) -> None:
     lines = capsys.readouterr().out.splitlines()
     rows = [line.split() for line in lines if line.split() and line.split()[0] in ("0", "1")]
     assert [r[:2] for r in rows] == [["0", "4"], ["1", "4"]]  # 2 clips x 2 segments, both paths
+
+
+def test_reading_many_clips_holds_one_descriptor_per_shard_file(shards: Path) -> None:
+    # A process keeps what it read of each clip (training revisits clips every epoch); a memory map per
+    # array would hold a descriptor each and exhaust a 1024-descriptor limit on a few hundred clips.
+    import os
+
+    def shard_descriptors() -> int:
+        links = []
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                links.append(os.readlink(f"/proc/self/fd/{fd}"))
+            except OSError:  # the listing's own descriptor, closed by now
+                pass
+        return sum(link.startswith(str(shards)) for link in links)
+
+    spec = SegmentSpec(modalities=("face", "audio", "face_gray", "mouth", "landmarks"))
+    batches = list(EvalLoader(shards, spec, batch_size=4))
+    assert sum(len(b["meta"]["key"]) for b in batches) == len(_expected_segments(spec))
+    assert shard_descriptors() <= len(list(shards.glob("*.tar")))

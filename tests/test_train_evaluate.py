@@ -44,6 +44,38 @@ def test_training_reads_only_its_folds_train_and_val_keys(shards, tmp_path, prot
     assert not (set(read["train"]) | set(read["val"])) & set(fold.test)
 
 
+def test_validation_is_decoded_once_and_may_score_a_fixed_spread_of_segments_per_clip(shards, tmp_path):
+    """Validation batches replayed from memory give the run that decoding them every epoch gives; with
+    val_segments_per_clip every validation clip is still scored, on that many of its segments."""
+    from detectors.training import ReplayedBatches, ShardBatchSource, input_spec_to_segments
+
+    config = {"video-baseline": {"frame_size": 32, "width": 8, "depth": 2}}
+    common = dict(segments_per_epoch=16, detector_config=config)
+    outputs = {}
+    for name, params in {"replayed": TrainParams(loop={"epochs": 2, "batch_size": 4}, **common),
+                         "decoded": TrainParams(loop={"epochs": 2, "batch_size": 4}, val_cache_mb=0, **common),
+                         "one": TrainParams(loop={"epochs": 2, "batch_size": 4, "val_segments_per_clip": 1}, **common)
+                         }.items():
+        train("video-baseline", "studio-intra-group", shards, tmp_path / name, params)
+        outputs[name] = {f: (tmp_path / name / f).read_bytes() for f in ("best.pt", "last.pt", "history.json")}
+    assert outputs["replayed"] == outputs["decoded"]
+    full, one = (json.loads(outputs[name]["history.json"]) for name in ("replayed", "one"))
+    assert [r["val_clips"] for r in one] == [r["val_clips"] for r in full] == [4, 4]
+    assert [r["val_segments"] for r in full] == [8, 8] and [r["val_segments"] for r in one] == [4, 4]
+
+    # One decoding for every pass while the batches fit the budget; a pass each when they do not.
+    model = build_detector("video-baseline", "tiny", config["video-baseline"])
+    for budget_mb, decoded in ((1, 4), (0, 16)):  # 2 clips of 2 segments, 4 passes
+        keys = ["studio/s30-u1", "studio/s31-u1"]
+        source = ShardBatchSource(shards, input_spec_to_segments(model.inputs), keys, keys, 4,
+                                  TrainParams(val_cache_mb=budget_mb), 0)
+        passes = [[b["meta"]["start"].tolist() for b in source.validation()] for _ in range(4)]
+        assert passes[0] == passes[3] and isinstance(source.validation_batches, ReplayedBatches)
+        assert source.validation_batches.batches.stats.segments == decoded
+        next(iter(source.validation()))["inputs"]["face"].zero_()  # a detector writing into its inputs
+        assert next(iter(source.validation()))["inputs"]["face"].any()  # does not reach the next epoch
+
+
 def test_loop_params_merge_order():
     class Detector:
         name = "d"
@@ -220,22 +252,38 @@ def test_readme_plugin_detector_is_ranked_end_to_end(shards, tmp_path):
     assert "my-detector" in board and "studio" in board
 
 
-def test_evaluate_skips_a_fold_the_data_cannot_fill(tmp_path):
-    """Cross-dataset with only W2L-style fakes forged: FAV and W2L are scored, every other subset is skipped
-    and recorded."""
+def test_evaluate_skips_a_fold_the_data_cannot_fill_and_scores_each_clip_once(tmp_path):
+    """Cross-dataset with only W2L-style fakes forged (cross and self-driven): FAV, W2L and W2L_S are scored,
+    every other subset is skipped and recorded; a clip two test sets hold (W2L's and W2L_S's real clips)
+    is scored once."""
     from benchmark.cli import main
+    from benchmark.protocols import load_protocol
+    from pipeline.loading.format import CLIPS_NAME
+    from pipeline.manifest import read_manifest
+    from plugin_detectors import SEEN_INPUTS
+    from studio_like import studio_clips
 
-    write_studio_shards(tmp_path, cmdfd_w2l=True)
+    clips = studio_clips(cmdfd_w2l=True)
+    clips += [{**c, "key": f"{c['key']}-self", "self_audio": True,
+               "extra": json.dumps({"recipe": "cmdfd", "subset": "W2L_S"})}
+              for c in clips if json.loads(c.get("extra", "{}")).get("subset") == "W2L"]
+    write_studio_shards(tmp_path, clips)
     params = TrainParams(loop={"epochs": 1, "batch_size": 4},
                          detector_config={"plugin_detectors:SpyDetector": {"frame_size": 32, "width": 8, "depth": 2}})
     train("plugin_detectors:SpyDetector", "studio-cross-dataset", tmp_path / "shards", tmp_path / "run", params, "W2L")
-    (tmp_path / "params.yaml").write_text("evaluate: {bootstrap: 10}\n")
+    (tmp_path / "params.yaml").write_text("evaluate: {bootstrap: 10, batch_size: 1}\n")  # a forward per segment
     summary = tmp_path / "metrics.json"
+    SEEN_INPUTS.clear()
     assert main(["--params", str(tmp_path / "params.yaml"), "evaluate", "--checkpoint", str(tmp_path / "run" / "best.pt"),
                  "--data", str(tmp_path / "shards"), "--out", str(tmp_path / "results"), "--summary", str(summary)]) == 0
+    protocol, clips = load_protocol("studio-cross-dataset"), read_manifest(tmp_path / "shards" / CLIPS_NAME)
+    tests = [set(protocol.split(clips, folds=[f]).fold(f).test) for f in ("FAV", "W2L", "W2L_S")]
+    assert tests[1] & tests[2]
+    assert len(SEEN_INPUTS) == 2 * len(set().union(*tests))  # 2 segments per 32-frame clip
     got = json.loads(summary.read_text())
     assert "auc" in got["W2L"] and (tmp_path / "results" / "W2L" / "metrics.json").exists()
+    assert "auc" in got["W2L_S"]
     skipped = {fold for fold, m in got.items() if "skipped" in m}
-    assert skipped == {"W2L_S", "VRT", "VRT_S", "A2H", "A2H_S", "MIT", "MIT_S"}
+    assert skipped == {"VRT", "VRT_S", "A2H", "A2H_S", "MIT", "MIT_S"}
     assert "auc" in got["FAV"]  # the FakeAVCeleb-style test set of the same model
     assert "no fake clips" in got["MIT"]["skipped"] and not (tmp_path / "results" / "MIT").exists()

@@ -84,6 +84,21 @@ def test_an_override_by_detector_name_wins_everywhere():
         assert loop.params.schedule.milestones == [2]
 
 
+def test_paper_presets_validate_on_every_segment_whatever_train_loop_says():
+    """train.loop's validation subset is the studio profile's: a paper preset scores every segment of its
+    validation clips, as the papers do, unless the detector's own settings or train.per_detector say so."""
+    from plugin_detectors import ScheduledDetector
+
+    params = TrainParams(loop={"val_segments_per_clip": 1})
+    tiny = effective_loop(ScheduledDetector, params, "tiny")
+    assert tiny.params.val_segments_per_clip == 1 and tiny.sources["val_segments_per_clip"] == "train.loop"
+    paper = effective_loop(ScheduledDetector, params, "paper")
+    assert paper.params.val_segments_per_clip is None and paper.shadowed == {"val_segments_per_clip": 1}
+    assert "train.loop val_segments_per_clip = 1 not applied" in paper.describe("scheduled", "paper")
+    chosen = TrainParams(loop={"val_segments_per_clip": 1}, per_detector={"scheduled": {"val_segments_per_clip": 2}})
+    assert effective_loop(ScheduledDetector, chosen, "paper").params.val_segments_per_clip == 2
+
+
 def test_effective_settings_are_printed_and_stored_with_the_run(studio_shards, tmp_path, caplog):
     params = TrainParams(loop={"lr": 1e-3, "epochs": 9}, segments_per_epoch=16)
     with caplog.at_level(logging.INFO, logger="detectors.training"):

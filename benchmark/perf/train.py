@@ -26,6 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=2, help="epochs per run (default: %(default)s)")
     parser.add_argument("--segments", type=int, default=64, help="segments per epoch (default: %(default)s)")
     parser.add_argument("--jobs", default=None, type=int, help="runs side by side (default: the core count)")
+    parser.add_argument("--val-segments-per-clip", type=int, default=None,
+                        help="validation segments per clip (train.loop.val_segments_per_clip; default: every one)")
 
 
 def _shards(folder: Path) -> Path:
@@ -72,8 +74,10 @@ def run(args: argparse.Namespace) -> int:
         steps = len(runs) * args.epochs * -(-args.segments // 8)
         figures = {}
         for jobs in (1, side_by_side):
-            params = TrainParams(loop={"epochs": args.epochs, "batch_size": 8, "lr": 1e-3}, jobs=jobs,
-                                 segments_per_epoch=args.segments, grid=TrainGrid([args.detector], runs))
+            loop = {"epochs": args.epochs, "batch_size": 8, "lr": 1e-3,
+                    "val_segments_per_clip": args.val_segments_per_clip}
+            params = TrainParams(loop=loop, jobs=jobs, segments_per_epoch=args.segments,
+                                 grid=TrainGrid([args.detector], runs))
             cpu0, t0 = _cpu_seconds(), time.perf_counter()
             train_grid(args.detector, shards, Path(tmp) / f"jobs{jobs}", params)
             wall, cpu = time.perf_counter() - t0, _cpu_seconds() - cpu0

@@ -6,11 +6,20 @@ bytes: the index gives the clip's byte span, a walk over the span's tar headers
 memory-mapped from there. A training segment then touches only its 16 frames of
 the modalities a detector asked for, instead of the clip's whole sample (tens of
 MB of 224 px RGB faces) or, worse, a stream through the whole shard.
+
+What a clip's span holds (the member table, its Clip row, its arrays' memory maps) is
+kept per process, for every reader: the epochs and runs of one training process visit
+the same clips again and again, and walking tar headers, parsing ``.npy`` headers and
+mapping arrays was most of a visit. An entry is keyed by the shard file's identity
+(inode, size, modification time) and the clip's byte span, so a rewritten shard is read anew.
 """
 from __future__ import annotations
 
 import json
+import os
 import tarfile
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,21 +30,62 @@ from pipeline.loading.segments import SAMPLES_PER_FRAME, CorruptSample, DecodedC
 
 _MAX_JSON_BYTES = 16 << 20
 _HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+# Clips whose parts a process keeps (a few KB each: their arrays are views of the shard's memory map,
+# which holds no memory of its own, the page cache does).
+MAX_CACHED_CLIPS = 4096
+
+
+@dataclass
+class _ClipParts:
+    """What one clip's span holds, read once: member table, Clip row, arrays memory-mapped (read-only)."""
+
+    members: dict[str, tuple[int, int]]
+    shard_ident: tuple  # (path, inode, size, mtime) of the shard file read
+    row: dict[str, Any] | None = None
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+_parts: OrderedDict[tuple, _ClipParts] = OrderedDict()  # least recently used first
+# One read-only map per shard file (by identity): a map holds a file descriptor, so arrays are views of
+# their shard's map rather than maps of their own (thousands of clips would exhaust a 1024-descriptor limit).
+_shard_maps: dict[tuple, np.ndarray] = {}
+
+
+def _shard_map(path: Path, ident: tuple) -> np.ndarray:
+    whole = _shard_maps.get(ident)
+    if whole is None:
+        for stale in [k for k in _shard_maps if k[0] == ident[0]]:  # the file was rewritten
+            del _shard_maps[stale]
+        whole = _shard_maps[ident] = np.memmap(path, dtype=np.uint8, mode="r")
+    return whole
 
 
 class ClipReader:
-    """Reads clips of one shard folder by their index rows; member tables are cached per shard file."""
+    """Reads clips of one shard folder by their index rows (what a clip holds is cached per process)."""
 
     def __init__(self, shard_dir: Path) -> None:
         self.shard_dir = Path(shard_dir)
-        self._members: dict[str, dict[str, tuple[int, int]]] = {}
+
+    def _clip_parts(self, row: dict[str, Any]) -> _ClipParts:
+        shard = self.shard_dir / row["shard"]
+        try:
+            stat = os.stat(shard)
+        except OSError as exc:
+            raise CorruptSample(f"{shard}: span of {row['key']} is not readable tar data ({exc})") from None
+        ident = (str(shard), stat.st_ino, stat.st_size, stat.st_mtime_ns,
+                 row["key"], int(row["offset"]), int(row["size"]))
+        parts = _parts.get(ident)
+        if parts is None:
+            parts = _parts[ident] = _ClipParts(self._walk(row), shard_ident=ident[:4])
+            if len(_parts) > MAX_CACHED_CLIPS:
+                _parts.popitem(last=False)
+        else:
+            _parts.move_to_end(ident)
+        return parts
 
     def members(self, row: dict[str, Any]) -> dict[str, tuple[int, int]]:
         """Member suffix (``face.npy``, ``json``, ...) -> (data offset, size) within the shard file."""
-        key = row["key"]
-        if key not in self._members:
-            self._members[key] = self._walk(row)
-        return self._members[key]
+        return self._clip_parts(row).members
 
     def _walk(self, row: dict[str, Any]) -> dict[str, tuple[int, int]]:
         from webdataset.tariterators import base_plus_ext
@@ -68,6 +118,13 @@ class ClipReader:
         return found
 
     def read_json(self, row: dict[str, Any]) -> dict[str, Any]:
+        """The sample's Clip row (one dict per clip and process: read it, do not modify it)."""
+        parts = self._clip_parts(row)
+        if parts.row is None:
+            parts.row = self._read_json(row)
+        return parts.row
+
+    def _read_json(self, row: dict[str, Any]) -> dict[str, Any]:
         key = row["key"]
         offset, size = self._member(row, JSON_MEMBER)
         if size > _MAX_JSON_BYTES:
@@ -85,6 +142,12 @@ class ClipReader:
 
     def array(self, row: dict[str, Any], name: str) -> np.ndarray:
         """The member ``<name>.npy`` memory-mapped read-only (slicing reads only the pages it touches)."""
+        parts = self._clip_parts(row)
+        if name not in parts.arrays:
+            parts.arrays[name] = self._map_array(row, name, parts.shard_ident)
+        return parts.arrays[name]
+
+    def _map_array(self, row: dict[str, Any], name: str, shard_ident: tuple) -> np.ndarray:
         key, member = row["key"], f"{name}.npy"
         offset, size = self._member(row, member)
         path = self.shard_dir / row["shard"]
@@ -106,7 +169,10 @@ class ClipReader:
             raise CorruptSample(f"{key}.{member}: header promises {need} bytes, the member has {size}")
         if 0 in shape:
             return np.empty(shape, dtype)
-        return np.memmap(path, dtype=dtype, mode="r", offset=offset + header, shape=shape)
+        whole = _shard_map(path, shard_ident)
+        if offset + need > whole.shape[0]:
+            raise CorruptSample(f"{key}.{member}: runs past the end of {path}")
+        return np.ndarray(shape, dtype=dtype, buffer=whole, offset=offset + header)
 
     def clip(self, row: dict[str, Any], spec: SegmentSpec) -> DecodedClip:
         """The clip's Clip row and the arrays ``spec`` needs (memory-mapped); CorruptSample when any is bad."""
