@@ -7,13 +7,17 @@ keys the loaders really yielded are written to ``keys_read.json``.
 
 Loop settings merge in layers, later winning (``effective_loop``):
 
-- ``paper`` preset: LoopParams defaults < ``train.loop`` < ``PAPER_LOOP`` (every paper
+- ``paper`` preset: LoopParams defaults < ``train.loop`` < ``train.loop_per_detector[DETECTOR]``
+  < the run's ``loop`` in ``train.grid.runs`` < ``PAPER_LOOP`` (every paper
   validates on every segment) < the detector's ``TRAIN`` (its paper's settings, and avdf's
   choices where the paper is silent) < ``train.per_detector[DETECTOR]``. A paper's schedule
   is what its preset runs; ``train.loop`` (sized for the CPU studio profile) cannot override
   it, and says so.
 - other presets (``tiny``): LoopParams defaults < ``TRAIN`` < ``train.loop`` <
-  ``train.per_detector[DETECTOR]``.
+  ``train.loop_per_detector[DETECTOR]`` < the run's ``loop`` < ``train.per_detector[DETECTOR]``.
+
+A run's ``loop`` (e.g. fewer epochs for the five cross-manipulation folds) applies to every
+detector on that protocol and fold, in the grid and in a single ``avdf train`` alike.
 
 Every setting's source is printed when training starts and stored in ``train.json``.
 """
@@ -33,6 +37,8 @@ log = logging.getLogger(__name__)
 class TrainRun:
     protocol: str
     fold: str
+    # LoopParams keys for this run, every detector (a training budget: a layer of train.loop's kind)
+    loop: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -63,6 +69,12 @@ class TrainParams:
     val_cache_mb: int = 1024
     jobs: int | None = None  # runs trained side by side by `avdf train --grid`; None: one per core (1 on a GPU)
     grid: TrainGrid = field(default_factory=lambda: TrainGrid())  # what `dvc repro` trains (dvc.yaml matrix)
+
+    def run_loop(self, protocol: str, fold: str) -> dict[str, Any]:
+        """The ``loop`` of the grid run on ``protocol`` (a name, or name@version) and ``fold``; {} if none."""
+        name = protocol.partition("@")[0]
+        found = [r.loop for r in self.grid.runs if r.protocol.partition("@")[0] == name and r.fold == fold]
+        return found[0] if found else {}
 
 
 def input_spec_to_segments(spec: Any) -> Any:
@@ -251,8 +263,10 @@ def _unflatten(flat: dict[str, Any]) -> dict[str, Any]:
     return nested
 
 
-def effective_loop(detector: Any, params: TrainParams, preset: str | None = None) -> EffectiveLoop:
-    """Merge the loop settings' layers for ``detector`` (a class or an instance) under ``preset``."""
+def effective_loop(detector: Any, params: TrainParams, preset: str | None = None,
+                   run: tuple[str, str] | None = None) -> EffectiveLoop:
+    """Merge the loop settings' layers for ``detector`` (a class or an instance) under ``preset``, for the
+    run (protocol, fold) when given."""
     from detectors.loop import LoopParams
     from pipeline.config import from_mapping
 
@@ -271,8 +285,11 @@ def effective_loop(detector: Any, params: TrainParams, preset: str | None = None
         paper_loop = f"{PAPER_PRESET} presets (every segment, as the papers score)"
         own = {**{k: (v, paper_loop) for k, v in PAPER_LOOP.items()}, **own}
     shared: dict[str, tuple[Any, str]] = {}  # key -> (value, source)
-    for layer, source in ((params.loop, "train.loop"),
-                          (params.loop_per_detector.get(name, {}), f"train.loop_per_detector.{name}")):
+    layers = [(params.loop, "train.loop"),
+              (params.loop_per_detector.get(name, {}), f"train.loop_per_detector.{name}")]
+    if run:
+        layers.append((params.run_loop(*run), f"train.grid.runs[{run[0]}/{run[1]}].loop"))
+    for layer, source in layers:
         shared.update({k: (v, source) for k, v in _flatten(layer).items()})
     shadowed: dict[str, Any] = {}
     if paper:
@@ -353,7 +370,7 @@ def train_fold(detector_name: str, fold: Any, identity: dict[str, Any], shard_di
     preset = preset or params.preset
     protocol = identity.get("protocol", {}).get("name", "")
     overrides = fill_run_placeholders(params.detector_config.get(detector_name, {}), protocol, fold.name)
-    effective = effective_loop(DETECTORS.get(detector_name), params, preset)
+    effective = effective_loop(DETECTORS.get(detector_name), params, preset, (protocol, fold.name))
     loop = effective.params
     seed_everything(loop.seed)  # before building: the initial weights are part of what the seed fixes
     model = build_detector(detector_name, preset, overrides, ablation)

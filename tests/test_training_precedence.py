@@ -73,6 +73,37 @@ def test_a_detectors_own_train_loop_follows_train_loops_precedence():
     assert "train.loop_per_detector.scheduled lr = 0.0003 not applied" in paper.describe("scheduled", "paper")
 
 
+def test_a_runs_own_loop_sets_the_budget_of_that_run_only():
+    """train.grid.runs[i].loop (e.g. fewer epochs for the cross-manipulation folds) sits above
+    train.loop_per_detector for every detector under `tiny`; a paper's schedule still wins under `paper`."""
+    from detectors.training import TrainGrid, TrainRun
+    from plugin_detectors import ScheduledDetector
+
+    runs = [TrainRun("studio-cross-manipulation", "RVFA", {"epochs": 2}), TrainRun("studio-intra-group", "main")]
+    params = TrainParams(loop={"epochs": 4}, loop_per_detector={"scheduled": {"epochs": 6}},
+                         grid=TrainGrid(["scheduled"], runs))
+    rvfa = effective_loop(ScheduledDetector, params, "tiny", ("studio-cross-manipulation@1.2.0", "RVFA"))
+    assert rvfa.params.epochs == 2 and rvfa.sources["epochs"] == "train.grid.runs[studio-cross-manipulation@1.2.0/RVFA].loop"
+    assert effective_loop(ScheduledDetector, params, "tiny", ("studio-cross-manipulation", "FVRA-WL")).params.epochs == 6
+    assert effective_loop(ScheduledDetector, params, "tiny", ("studio-intra-group", "main")).params.epochs == 6
+    paper = effective_loop(ScheduledDetector, params, "paper", ("studio-cross-manipulation", "RVFA"))
+    assert paper.params.epochs == 3 and paper.shadowed["epochs"] == 2  # the detector's own TRAIN
+    chosen = TrainParams(grid=params.grid, per_detector={"scheduled": {"epochs": 1}})
+    assert effective_loop(ScheduledDetector, chosen, "tiny", ("studio-cross-manipulation", "RVFA")).params.epochs == 1
+
+
+def test_a_single_avdf_train_of_a_grid_run_uses_that_runs_loop(studio_shards, tmp_path):
+    from detectors.training import TrainGrid, TrainRun
+
+    runs = [TrainRun("studio-intra-random", "main", {"epochs": 1})]
+    params = TrainParams(loop={"epochs": 2}, segments_per_epoch=16, grid=TrainGrid(["video-baseline"], runs),
+                         detector_config={"video-baseline": {"frame_size": 32, "width": 8, "depth": 2}})
+    train("video-baseline", "studio-intra-random", studio_shards, tmp_path / "run", params)
+    assert len(json.loads((tmp_path / "run" / "history.json").read_text())) == 1
+    stored = json.loads((tmp_path / "run" / "train.json").read_text())
+    assert stored["loop_sources"]["epochs"] == "train.grid.runs[studio-intra-random/main].loop"
+
+
 def test_an_override_by_detector_name_wins_everywhere():
     from plugin_detectors import ScheduledDetector
 
