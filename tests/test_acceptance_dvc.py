@@ -1,5 +1,5 @@
 """Acceptance: the README's main job, `dvc repro` with the default params.yaml, in a clean copy of
-the checkout (slow: about 35 minutes on 2 cores), judged by its leaderboard.csv:
+the checkout (slow: 53 minutes on 2 cores, the no-op rerun included), judged by its leaderboard.csv:
 
 1. every cell of the default grid is filled: both intra protocols (with AVG-FV), the 5
    cross-manipulation folds and AVG-FV, FAV + the 8 CMDFD-style subsets + AVG, for every detector;
