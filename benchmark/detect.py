@@ -40,7 +40,9 @@ EXIT_WITHOUT_TEARDOWN = True
 class DetectParams:
     """``detect`` section."""
 
-    threshold: float = 0.5
+    # None: the threshold the checkpoint chose on its validation split (its operating point), or 0.5 where
+    # it carries none; a number overrides it (and the result says so).
+    threshold: float | None = None
     batch_size: int = 16
     device: str = "auto"
 
@@ -50,6 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, type=Path, help="trained checkpoint (avdf train's best.pt)")
     parser.add_argument("--detector", help="must match the checkpoint's detector (a check, not a choice)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--threshold", type=float,
+                        help="verdict threshold on P(fake) (default: the checkpoint's validation-chosen one)")
 
 
 def detect_video(video: Path, checkpoint: Path, params: DetectParams, preprocess: Any,
@@ -70,7 +74,7 @@ def detect_video(video: Path, checkpoint: Path, params: DetectParams, preprocess
         with tempfile.TemporaryDirectory(prefix="avdf-detect-") as tmp:
             pending = pool.apply_async(_preprocess_file, (Path(video), Path(tmp) / "clip.npz", options))
             # A bad checkpoint is reported first, as when it loaded before the video (the child is stopped).
-            (model, segment_scores), load_s = _timed(_load_detector, checkpoint, detector)
+            (model, point, segment_scores), load_s = _timed(_load_detector, checkpoint, detector)
             summary, preprocess_s = pending.get()
             with np.load(Path(tmp) / "clip.npz") as npz:
                 arrays = {name: npz[name] for name in npz.files}
@@ -93,13 +97,15 @@ def detect_video(video: Path, checkpoint: Path, params: DetectParams, preprocess
     device = resolve_device(params.device)
     rows = segment_scores(model.to(device), batches, device)
     scores = {name: float(np.mean([r[name] for r in rows])) for name in rows[0] if name != "key"}
+    threshold, threshold_source = verdict_threshold(params.threshold, point)
     t_end = time.perf_counter()
     return {
         "video": str(video),
         "detector": model.name,
         "scores": scores,
-        "verdict": "fake" if scores["score"] >= params.threshold else "real",
-        "threshold": params.threshold,
+        "verdict": "fake" if scores["score"] >= threshold else "real",
+        "threshold": threshold,
+        "threshold_source": threshold_source,
         "segments": len(segments),
         "duration_s": n / 25,
         "face_fraction": summary.get("face_fraction"),
@@ -110,12 +116,22 @@ def detect_video(video: Path, checkpoint: Path, params: DetectParams, preprocess
     }
 
 
-def _load_detector(checkpoint: Path, detector: str | None) -> tuple[Any, Callable[..., Any]]:
-    """(the trained detector, the segment scorer); the import of torch and the detectors counts as loading."""
+def verdict_threshold(override: float | None, point: dict[str, Any] | None) -> tuple[float, str]:
+    """(threshold, where it came from): an explicit one, else the checkpoint's validation-chosen one, else 0.5."""
+    if override is not None:
+        return float(override), "given (overrides the checkpoint's)"
+    if point and point.get("threshold") is not None:
+        return float(point["threshold"]), f"checkpoint ({point['rule']} on its validation split)"
+    return 0.5, "default 0.5 (the checkpoint carries no operating point)"
+
+
+def _load_detector(checkpoint: Path, detector: str | None) -> tuple[Any, dict[str, Any] | None, Callable[..., Any]]:
+    """(the trained detector, its operating point, the segment scorer); the import of torch and the
+    detectors counts as loading."""
     from benchmark.evaluate import load_trained, segment_scores
 
-    model, _ = load_trained(checkpoint, detector)
-    return model, segment_scores
+    model, ckpt = load_trained(checkpoint, detector)
+    return model, ckpt.get("operating_point"), segment_scores
 
 
 def _preprocess_file(video: Path, out: Path, options: Any) -> tuple[dict[str, Any], float]:
@@ -143,9 +159,12 @@ def _notes(summary: dict[str, Any]) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     params_path = args.params if Path(args.params).exists() else None
+    params = load_section("detect", params_path)
+    if getattr(args, "threshold", None) is not None:  # a Namespace built by hand may not carry it
+        params.threshold = args.threshold
     with filtered_stderr(enabled=not getattr(args, "debug", False)):
-        result = detect_video(args.video, args.checkpoint, load_section("detect", params_path),
-                              load_section("preprocess", params_path), args.detector)
+        result = detect_video(args.video, args.checkpoint, params, load_section("preprocess", params_path),
+                              args.detector)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -153,7 +172,8 @@ def run(args: argparse.Namespace) -> int:
     modal = ", ".join(f"{name.removesuffix('_score')} {value:.3f}" for name, value in s.items() if name != "score")
     print(f"{result['video']}: P(fake) = {s['score']:.3f} -> {result['verdict']} "
           f"({result['detector']}, {result['segments']} segments of {result['duration_s']:.1f} s"
-          f"{'; ' + modal if modal else ''}; {result['seconds']['total']:.1f} s)")
+          f"{'; ' + modal if modal else ''}; threshold {result['threshold']:.3f}, {result['threshold_source']}; "
+          f"{result['seconds']['total']:.1f} s)")
     for note in result["notes"]:
         print(f"note: {note}")
     return 0

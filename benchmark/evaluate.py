@@ -172,6 +172,9 @@ def evaluate_checkpoint(checkpoint: Path, shard_dir: Path, out: Path, params: Ev
             n_bootstrap=params.bootstrap, seed=params.seed,
             extra={"checkpoint": str(checkpoint), "train_data_hash": ckpt.get("data_hash"),
                    "best_epoch": ckpt.get("best_epoch"), "corrupt_segments_skipped": corrupt},
+            operating_point=ckpt.get("operating_point") or {
+                "threshold": None, "reason": f"{checkpoint.name} carries no operating point (trained before avdf "
+                                             "stored one): retrain to get one"},
         )
         written.append(write_scored(out / fold.name, scored))
     return written

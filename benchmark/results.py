@@ -5,9 +5,9 @@ version. Its folder holds ``metrics.json`` and the ``scores.parquet`` it
 points to (one row per test video: key, video_id, score[, video_score,
 audio_score], label, video_fake, audio_fake, category) from which curves are
 drawn. Schema
-``avdf-results/1``::
+``avdf-results/2``::
 
-    schema      "avdf-results/1"
+    schema      "avdf-results/2" (``avdf-results/1``, without the blocks marked v2, is still read)
     detector    {name, label (config/preset/ablation), weights_sha256, kind: detector|submission}
     protocol    {name, version, hash, family, corpora, twin_of, folds, averages}
     fold        a fold of the protocol ("main" for single-fold protocols)
@@ -21,7 +21,11 @@ drawn. Schema
                 ``modalities``: {video, audio} -- the per-modality scores of a
                 detector that has them, each scored against its own modality
                 label (video_score vs video_fake, audio_score vs audio_fake:
-                AVPrompt's Acc_v / AUC_v / Acc_a / AUC_a), with CIs
+                AVPrompt's Acc_v / AUC_v / Acc_a / AUC_a), with CIs.
+                v2 (``benchmark.operating_report``): ``overall.tpr_at_fpr``
+                {"1%", "5%"}; ``operating_point`` (ACC/TPR/FPR at the
+                threshold chosen on validation, or threshold null + reason);
+                ``calibration`` (ECE, Brier, reliability bins[, temperature])
     scores      {path (relative to metrics.json), sha256, rows} or null
     extra       free-form mapping for the producer (checkpoint, epoch, ...)
 
@@ -53,12 +57,14 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from benchmark.metrics import METRICS, average_over, bootstrap_samples, evaluate_scores, video_scores
+from benchmark.operating_report import calibration_block, operating_point_report, tpr_at_fprs
 from benchmark.protocols import REAL, Fold, Protocol
 from benchmark.protocols.splitting import ClipsLike, rows_of
 from pipeline.atomic import sha256_file, sha256_json, write_json_atomic
 from pipeline.errors import AvdfError
 
-SCHEMA = "avdf-results/1"
+SCHEMA = "avdf-results/2"
+READABLE_SCHEMAS = ("avdf-results/1", SCHEMA)
 METRICS_NAME = "metrics.json"
 SCORES_NAME = "scores.parquet"
 KINDS = ("detector", "submission")
@@ -331,6 +337,7 @@ def score_predictions(
     data_hash: str | None = None,
     extra: Mapping[str, Any] | None = None,
     where: str = "predictions",
+    operating_point: Mapping[str, Any] | None = None,
 ) -> Scored:
     """Score video-level predictions on one fold's test set with the manifest's labels.
 
@@ -338,7 +345,9 @@ def score_predictions(
     ``Fold`` already split. ``predictions``: key, score[, video_score,
     audio_score] (pyarrow table, pandas frame, mapping of columns or rows),
     checked by ``check_predictions``. Labels and categories come from the
-    manifest and the fold, never from the predictions.
+    manifest and the fold, never from the predictions. ``operating_point``: the
+    threshold (and temperature) a checkpoint chose on its validation split
+    (``benchmark.operating_report``); None for a submission.
     """
     predictions = as_table(predictions)
     fold_obj, test_rows = _test_rows(protocol, fold, clips)
@@ -353,6 +362,11 @@ def score_predictions(
     )
     metrics["averages"] = _fold_averages(protocol, metrics, labels, scores, categories, threshold, n_bootstrap,
                                          seed, level)
+    y = np.asarray(labels)
+    metrics["overall"]["tpr_at_fpr"] = tpr_at_fprs(y, scores)
+    metrics["operating_point"] = operating_point_report(y, scores, operating_point, n_bootstrap=n_bootstrap,
+                                                        seed=seed, level=level)
+    metrics["calibration"] = calibration_block(y, scores, operating_point)
     modality_labels = {label: [int(bool(test_rows[k].get(label))) for k in keys] for _, label in MODALITIES.values()}
     modalities = _modality_metrics(preds, modality_labels, threshold, n_bootstrap, seed, level)
     if modalities:
@@ -609,9 +623,39 @@ def _spread(value, where, name):
 
 
 def _block(value, where, name):
-    """Metrics of one set of videos (``binary_metrics`` + optional ``ci`` and ``score_spread``)."""
+    """Metrics of one set of videos (``binary_metrics`` + optional ``ci``, ``score_spread``, ``tpr_at_fpr``)."""
     _check_keys(value, where, name, {**_METRIC_FIELDS, "n": _COUNT, "n_real": _COUNT, "n_fake": _COUNT},
-                {"ci": _ci, "undefined": _any_mapping, "score_spread": _spread})
+                {"ci": _ci, "undefined": _any_mapping, "score_spread": _spread,
+                 "tpr_at_fpr": _nullable_mapping_of(_UNIT)})
+
+
+def _nullable_mapping_of(check_item):
+    def check(value, where, name):
+        if value is not None:
+            _mapping_of(check_item)(value, where, name)
+    return check
+
+
+def _operating_point(value, where, name):
+    if not isinstance(value, dict):
+        _fail(where, name, f"must be an object, got {type(value).__name__}")
+    if value.get("threshold") is None:
+        _check_keys(value, where, name, {"threshold": _UNIT, "reason": _str()})
+        return
+    _check_keys(value, where, name,
+                {"threshold": _number(), "rule": _str(), "target_fpr": _UNIT, "chosen_on": _one_of("validation"),
+                 "validation": _any_mapping, "acc": _UNIT, "tpr": _UNIT, "fpr": _UNIT},
+                {"ci": _any_mapping})
+
+
+def _calibration(value, where, name):
+    _check_keys(value, where, name, {"ece": _UNIT, "brier": _UNIT, "n_bins": _COUNT, "bins": _list_of_mappings},
+                {"temperature": _number(0.0, None), "ece_scaled": _UNIT, "brier_scaled": _UNIT})
+
+
+def _list_of_mappings(value, where, name):
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        _fail(where, name, "must be a list of objects")
 
 
 def _average(value, where, name):
@@ -623,7 +667,8 @@ def _metrics(value, where, name):
     _check_keys(value, where, name, {"threshold": _number(0.0, 1.0), "overall": _block},
                 {"per_category": _mapping_of(_block), "category_mean": _average,
                  "averages": _mapping_of(_average), "n_segments": _COUNT,
-                 "modalities": lambda v, w, n: _check_keys(v, w, n, {}, {m: _block for m in MODALITIES})})
+                 "modalities": lambda v, w, n: _check_keys(v, w, n, {}, {m: _block for m in MODALITIES}),
+                 "operating_point": _operating_point, "calibration": _calibration})
 
 
 def _averages_def(value, where, name):
@@ -651,8 +696,8 @@ def _scores_pointer(value, where, name):
 
 
 def _schema(value, where, name):
-    if value != SCHEMA:
-        _fail(where, name, f"is {value!r}; this avdf reads {SCHEMA!r}")
+    if value not in READABLE_SCHEMAS:
+        _fail(where, name, f"is {value!r}; this avdf reads {' and '.join(map(repr, READABLE_SCHEMAS))}")
 
 
 def validate_result(result: Any, where: str) -> None:

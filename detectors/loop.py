@@ -65,6 +65,11 @@ class LoopParams:
     # test split is scored). The same segments every epoch, so epochs stay comparable; read by the
     # batch source (detectors.training.ShardBatchSource), the one place validation batches are made.
     val_segments_per_clip: int | None = None
+    # The decision threshold stored with each checkpoint, chosen on that epoch's validation scores
+    # (detectors.operating_point): "eer" (FPR = FNR) or "fpr" (the best TPR at FPR <= threshold_target_fpr).
+    # No paper states one; avdf's choice is EER, a threshold that needs no target.
+    threshold_rule: Literal["eer", "fpr"] = "eer"
+    threshold_target_fpr: float = 0.05
     seed: int = 0
     device: str = "auto"
 
@@ -72,6 +77,8 @@ class LoopParams:
         if self.val_segments_per_clip is not None and self.val_segments_per_clip < 1:
             raise ConfigError("val_segments_per_clip must be >= 1 (or null: every segment), "
                               f"got {self.val_segments_per_clip}")
+        if not 0 < self.threshold_target_fpr < 1:
+            raise ConfigError(f"threshold_target_fpr must be in (0, 1), got {self.threshold_target_fpr}")
 
 
 class CheckpointMismatch(AvdfError):
@@ -181,7 +188,16 @@ class BatchSource:
         raise NotImplementedError
 
 
-def evaluate(model: Detector, batches: Iterable[Batch], device: torch.device) -> dict[str, Any]:
+@dataclass
+class Validation:
+    """One validation pass: the summary that goes into history, and the clip scores behind it."""
+
+    summary: dict[str, Any]
+    labels: np.ndarray  # per clip, sorted by key
+    scores: np.ndarray  # mean segment P(fake) per clip
+
+
+def evaluate(model: Detector, batches: Iterable[Batch], device: torch.device) -> Validation:
     """Segment scores -> clip scores (mean) -> loss, ACC at 0.5 and AUC on the clips (and how many clips
     and segments were scored)."""
     # scikit-learn's AUC: the benchmark's own lives a layer up (benchmark.metrics), which detectors never import.
@@ -208,7 +224,22 @@ def evaluate(model: Detector, batches: Iterable[Batch], device: torch.device) ->
     y = np.array([labels[k] for k in keys])
     s = np.array([np.mean(seg_scores[k]) for k in keys])
     auc = float(roc_auc_score(y, s)) if len(set(y)) == 2 else float("nan")
-    return {"loss": loss_sum / n, "acc": float(((s >= 0.5) == y).mean()), "auc": auc, "clips": len(keys), "segments": n}
+    summary = {"loss": loss_sum / n, "acc": float(((s >= 0.5) == y).mean()), "auc": auc, "clips": len(keys),
+               "segments": n}
+    return Validation(summary, y, s)
+
+
+def operating_point(val: Validation, params: LoopParams) -> dict[str, Any]:
+    """The threshold (and temperature) a checkpoint is used with, from its own validation scores only;
+    ``{"threshold": None, "reason": ...}`` where the split cannot define one (a single class)."""
+    from detectors.operating_point import OperatingPointError, fit_temperature, select_threshold
+
+    try:
+        point = select_threshold(val.labels, val.scores, rule=params.threshold_rule,
+                                 target_fpr=params.threshold_target_fpr)
+    except OperatingPointError as exc:
+        return {"threshold": None, "rule": params.threshold_rule, "reason": str(exc)}
+    return {**point, "temperature": fit_temperature(val.labels, val.scores)}
 
 
 def _improved(metric: str, value: float, best: float | None) -> bool:
@@ -277,7 +308,7 @@ def fit(
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     identity = {**checkpoint_identity(model, data_hash), **(extra_identity or {})}
 
-    start_epoch, best, best_epoch, stale, history = 0, None, None, 0, []
+    start_epoch, best, best_epoch, stale, history, best_point = 0, None, None, 0, [], None
     last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
     if last_path.exists():
         ckpt = load_checkpoint(last_path)
@@ -288,6 +319,7 @@ def fit(
         optimizer.load_state_dict(ckpt["optimizer"])
         scaler.load_state_dict(ckpt["scaler"])
         start_epoch, best, best_epoch, stale = ckpt["epoch"] + 1, ckpt["best"], ckpt["best_epoch"], ckpt["stale"]
+        best_point = ckpt.get("best_operating_point")
         history = ckpt["history"]
         if ctx.is_main:
             log.info(f"resuming from {last_path} at epoch {start_epoch}")
@@ -337,7 +369,8 @@ def fit(
             "lr": optimizer.param_groups[0]["lr"],
             **{f"train_{k}": v / steps for k, v in sums.items()},
         }
-        val = evaluate(model, source.validation(), device)
+        validation = evaluate(model, source.validation(), device)
+        val = validation.summary
         record.update({f"val_{k}": v for k, v in val.items()})
         metric = params.select_metric
         if val[metric] != val[metric]:
@@ -347,15 +380,16 @@ def fit(
         value = val[metric]
         record["selected_on"] = metric
         improved = _improved(metric, value, best)
+        point = operating_point(validation, params)
         if improved:
-            best, best_epoch, stale = value, epoch + 1, 0
+            best, best_epoch, stale, best_point = value, epoch + 1, 0, point
         else:
             stale += 1
         history.append(record)
         if ctx.is_main:
             # An improving epoch's best.pt holds the very state its last.pt does: serialised once, written twice.
             _save([best_path, last_path] if improved else [last_path], model, optimizer, scaler, identity, params,
-                  epoch, best, best_epoch, stale, history)
+                  epoch, best, best_epoch, stale, history, point, best_point)
             write_json_atomic(out_dir / "history.json", history)
             log.info(
                 f"{model.name} epoch {epoch + 1}: train loss {record['train_total']:.4f}, "
@@ -369,6 +403,7 @@ def fit(
         "epochs_run": len(history),
         "best_epoch": best_epoch,
         f"best_val_{history[-1].get('selected_on', params.select_metric) if history else params.select_metric}": best,
+        "operating_point": best_point,
         "last": history[-1] if history else None,
     }
     if ctx.is_main:
@@ -378,7 +413,7 @@ def fit(
 
 def _save(paths: list[Path], model: Detector, optimizer: Any, scaler: Any, identity: dict[str, Any],
           params: LoopParams, epoch: int, best: float | None, best_epoch: int | None, stale: int,
-          history: list[dict[str, Any]]) -> None:
+          history: list[dict[str, Any]], point: dict[str, Any], best_point: dict[str, Any] | None) -> None:
     state = {
         **identity,
         "state_dict": model.state_dict(),
@@ -390,6 +425,8 @@ def _save(paths: list[Path], model: Detector, optimizer: Any, scaler: Any, ident
         "best_epoch": best_epoch,
         "stale": stale,
         "history": history,
+        "operating_point": point,  # of this epoch's weights, on this epoch's validation scores
+        "best_operating_point": best_point,  # best.pt's, for a resumed run's metrics.json
         "git_hash": git_hash(),
         "torch": torch.__version__,
     }

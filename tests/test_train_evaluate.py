@@ -131,6 +131,67 @@ def test_evaluate_writes_scores_and_metrics_and_labels_never_reach_the_detector(
     assert SEEN_INPUTS and all(seen == {"face"} for seen in SEEN_INPUTS)
 
 
+def _clip_scores(model, shards, keys):
+    """Mean segment P(fake) per clip, scored here through the evaluation loader (not the training loop)."""
+    import numpy as np
+    import torch
+
+    from benchmark.evaluate import segment_scores
+    from detectors.training import input_spec_to_segments
+    from pipeline.loaders import EvalLoader
+
+    rows = segment_scores(model, EvalLoader(shards, input_spec_to_segments(model.inputs), keys=sorted(keys),
+                                            batch_size=16, num_workers=0), torch.device("cpu"))
+    return {k: float(np.mean([r["score"] for r in rows if r["key"] == k])) for k in sorted(keys)}
+
+
+def test_the_threshold_is_chosen_on_validation_and_evaluate_applies_it_to_test(shards, trained, tmp_path):
+    """best.pt carries the EER threshold of its own validation clips; evaluate reports ACC at that very
+    threshold on the test clips instead of choosing one there."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from benchmark.evaluate import EvaluateParams, evaluate_checkpoint, load_trained
+    from benchmark.protocols import load_protocol
+    from benchmark.results import read_result
+    from pipeline.loading.format import CLIPS_NAME
+    from pipeline.manifest import read_manifest
+
+    model, ckpt = load_trained(trained / "best.pt")
+    point = ckpt["operating_point"]
+    assert point["rule"] == "eer" and point["threshold"] is not None
+    clips = read_manifest(shards / CLIPS_NAME)
+    label = dict(zip(clips.column("key").to_pylist(), clips.column("label").to_pylist()))
+    fold = load_protocol("studio-intra-group").split(clips).fold("main")
+    val = _clip_scores(model, shards, fold.val)
+    y, s = np.array([label[k] for k in val]), np.array(list(val.values()))
+    t = point["threshold"]
+    assert not np.isclose(s, t, rtol=0, atol=1e-9).any()  # between validation scores, never on one
+    fpr, fnr = np.mean(s[y == 0] >= t), np.mean(s[y == 1] < t)
+    assert (point["fpr"], 1 - point["tpr"]) == pytest.approx((fpr, fnr))
+    # No other cut of the validation scores brings FPR and FNR closer (the EER point).
+    cuts = np.concatenate([[-1.0], np.sort(s) + 1e-12, [2.0]])
+    assert abs(fpr - fnr) <= min(abs(np.mean(s[y == 0] >= c) - np.mean(s[y == 1] < c)) for c in cuts) + 1e-12
+
+    result = read_result(evaluate_checkpoint(trained / "best.pt", shards, tmp_path, EvaluateParams(bootstrap=20))[0])
+    op = result["metrics"]["operating_point"]
+    assert op["threshold"] == t and op["chosen_on"] == "validation"
+    scores = pq.read_table(tmp_path / "main" / "scores.parquet")
+    ty, ts = scores.column("label").to_numpy(), scores.column("score").to_numpy()
+    assert op["acc"] == pytest.approx(np.mean((ts >= t) == ty))
+    assert result["metrics"]["calibration"]["brier"] == pytest.approx(np.mean((ts - ty) ** 2))
+
+
+def test_detect_uses_the_checkpoint_threshold_unless_told_otherwise():
+    from benchmark.detect import verdict_threshold
+
+    point = {"threshold": 0.37, "rule": "eer"}
+    assert verdict_threshold(None, point) == (0.37, "checkpoint (eer on its validation split)")
+    assert verdict_threshold(0.8, point)[0] == 0.8
+    assert verdict_threshold(None, None)[0] == 0.5
+    assert verdict_threshold(None, {"threshold": None, "reason": "one class"})[0] == 0.5
+
+
 def test_evaluate_a_folder_scores_every_run_below_it(shards, trained, tmp_path):
     import shutil
 
@@ -175,6 +236,10 @@ def test_detect_scores_a_real_mp4(trained, shared_media, tmp_path):
                      decode_audio(src, num_samples=40 * SAMPLES_PER_FRAME))
     result = detect_video(clip, trained / "best.pt", DetectParams(), PreprocessParams())
     assert 0.0 <= result["scores"]["score"] <= 1.0 and result["segments"] == 2
+    from detectors.loop import load_checkpoint
+
+    assert result["threshold"] == load_checkpoint(trained / "best.pt")["operating_point"]["threshold"]
+    assert result["verdict"] == ("fake" if result["scores"]["score"] >= result["threshold"] else "real")
     assert result["verdict"] in ("real", "fake") and result["scores"]["video_score"] == result["scores"]["score"]
 
 
