@@ -23,7 +23,8 @@ from torch import nn
 from pipeline.config import from_mapping
 from pipeline.errors import ConfigError, RegistryError
 
-MODALITIES = ("face", "face_gray", "mouth", "audio", "mel")
+# "facts": the clip's trivial facts (pipeline.clip_facts), one vector per clip, for the shortcut probes.
+MODALITIES = ("face", "face_gray", "mouth", "audio", "mel", "facts")
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,8 @@ class VideoStream:
     num_frames: int | None
     duration_s: float | None
     rotation: int = 0  # degrees counter-clockwise (ffprobe's display-matrix convention); decoded frames are upright
+    bit_rate_kbps: float | None = None  # as the container declares it; None where it does not (e.g. some webm)
+    start_time_s: float | None = None  # presentation time of the first frame (an -itsoffset or edit list moves it)
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,8 @@ class AudioStream:
     sample_rate: int
     channels: int
     duration_s: float | None
+    bit_rate_kbps: float | None = None
+    start_time_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,7 @@ class Probe:
     size_bytes: int
     video: VideoStream | None
     audio: AudioStream | None
+    bit_rate_kbps: float | None = None  # whole file: ffprobe's bit_rate, else size / duration
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -89,6 +94,11 @@ def _float(value: object) -> float | None:
     except (TypeError, ValueError):
         return None
     return out if math.isfinite(out) else None
+
+
+def _kbps(bits_per_s: object) -> float | None:
+    value = _float(bits_per_s)
+    return value / 1000 if value is not None and value > 0 else None
 
 
 def _ffmpeg_reason(stderr: bytes) -> str:
@@ -177,6 +187,8 @@ def probe(path: str | Path) -> Probe:
                 num_frames=int(nb) if nb and str(nb).isdigit() else None,
                 duration_s=_float(s.get("duration")),
                 rotation=rotation,
+                bit_rate_kbps=_kbps(s.get("bit_rate")),
+                start_time_s=_float(s.get("start_time")),
             )
         elif s.get("codec_type") == "audio" and audio is None:
             audio = AudioStream(
@@ -184,19 +196,26 @@ def probe(path: str | Path) -> Probe:
                 sample_rate=int(s.get("sample_rate") or 0),
                 channels=int(s.get("channels") or 0),
                 duration_s=_float(s.get("duration")),
+                bit_rate_kbps=_kbps(s.get("bit_rate")),
+                start_time_s=_float(s.get("start_time")),
             )
     if video is None and audio is None:
         raise MediaError(path, "no video or audio stream", "not_media")
     duration = _float(fmt.get("duration")) or max(
         (s.duration_s or 0.0 for s in (video, audio) if s is not None), default=0.0
     )
+    size_bytes = int(fmt.get("size") or path.stat().st_size)
+    bit_rate = _kbps(fmt.get("bit_rate"))
+    if bit_rate is None and duration > 0:
+        bit_rate = size_bytes * 8 / duration / 1000
     return Probe(
         path=str(path),
         format=fmt.get("format_name", "?"),
         duration_s=duration,
-        size_bytes=int(fmt.get("size") or path.stat().st_size),
+        size_bytes=size_bytes,
         video=video,
         audio=audio,
+        bit_rate_kbps=bit_rate,
     )
 
 

@@ -55,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 SUMMARY_FIELDS = (
     "face_fraction", "frames_without_face", "interpolated_frames", "silent_audio", "decode_errors", "track", "backend",
-    "repairs",
+    "repairs", "source",
 )
 
 

@@ -312,17 +312,37 @@ def preprocess_clip(
     }
 
 
+def _rounded(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
 def _source_summary(info: Any, size: tuple[int, int]) -> dict[str, Any]:
+    """What the source file was, before the repairs made every clip alike: container, codecs,
+    bitrates, each stream's start and duration. Corpora differ in these between real and fake
+    clips (another encoder wrote the fakes), so they are recorded for the shortcut probes
+    (``pipeline.clip_facts``). None where the file does not say."""
     if info is None:  # a frame folder: frames sampled from the clip, not a stream
         return {"width": size[0], "height": size[1], "layout": "frame folder (4x4)"}
+    v, a = info.video, info.audio
     return {
-        "width": info.video.width,
-        "height": info.video.height,
-        "fps": round(info.video.fps, 3),
-        "vfr": info.video.vfr,
-        "rotation": info.video.rotation,
-        "sample_rate": info.audio.sample_rate if info.audio else None,
-        "channels": info.audio.channels if info.audio else None,
+        "width": v.width,
+        "height": v.height,
+        "fps": round(v.fps, 3),
+        "vfr": v.vfr,
+        "rotation": v.rotation,
+        "sample_rate": a.sample_rate if a else None,
+        "channels": a.channels if a else None,
+        "format": info.format,
+        "duration_s": _rounded(info.duration_s, 4),
+        "bit_rate_kbps": _rounded(info.bit_rate_kbps, 2),
+        "video_codec": v.codec,
+        "video_bit_rate_kbps": _rounded(v.bit_rate_kbps, 2),
+        "video_start_s": _rounded(v.start_time_s, 4),
+        "video_duration_s": _rounded(v.duration_s, 4),
+        "audio_codec": a.codec if a else None,
+        "audio_bit_rate_kbps": _rounded(a.bit_rate_kbps, 2) if a else None,
+        "audio_start_s": _rounded(a.start_time_s, 4) if a else None,
+        "audio_duration_s": _rounded(a.duration_s, 4) if a else None,
     }
 
 

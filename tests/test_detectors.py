@@ -21,7 +21,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def synthetic_inputs(spec: InputSpec, labels: torch.Tensor, seed: int = 0, face_size: int = 64) -> dict[str, torch.Tensor]:
-    """Inputs for ``spec``: fakes show a bright square and carry a 1 kHz tone; teacher posteriors agree on reals."""
+    """Inputs for ``spec``: fakes show a bright square and carry a 1 kHz tone (and larger facts); teacher
+    posteriors agree on reals."""
     g = torch.Generator().manual_seed(seed)
     b, t = len(labels), spec.num_frames
     fake = labels.bool()
@@ -36,6 +37,10 @@ def synthetic_inputs(spec: InputSpec, labels: torch.Tensor, seed: int = 0, face_
     audio[fake] += 0.3 * torch.sin(2 * torch.pi * 1000 * torch.arange(t * 640) / 16000)
     if "audio" in spec.modalities:
         inputs["audio"] = audio
+    if "facts" in spec.modalities:  # the shortcut probes' per-clip facts: every fact is larger on fakes
+        from pipeline.clip_facts import FACTS
+
+        inputs["facts"] = torch.rand(b, len(FACTS), generator=g) + fake[:, None].float()
     if spec.mel is not None:
         from detectors.backbones.whisper import log_mel
 

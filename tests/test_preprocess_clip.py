@@ -1,6 +1,7 @@
 """preprocess_clip: arrays, sizes, exact audio length, repairs, and one error type per kind of bad input."""
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -242,3 +243,32 @@ def test_an_idforge_v2_frame_folder_keeps_its_groups_and_their_audio(tmp_path):
         assert best > 0.9, g
     consecutive = audio[: 16 * 640]
     assert np.corrcoef(arrays["audio"], consecutive)[0, 1] < 0.5  # not simply the first 0.64 s
+
+
+def test_source_facts_are_recorded_and_reach_the_manifest_row(backend, tmp_path):
+    """Container, codecs, bitrates and each stream's start and duration (the shortcut probes' source facts)
+    are kept in the summary and in the row's ``extra.preprocess.source``: here an H.264 + AAC mp4 whose video
+    starts 0.4 s after its audio (-itsoffset), with the audio re-encoded at 32 kbit/s."""
+    from generators.synthetic import make_talking_clip
+    from pipeline.preprocess import PreprocessWorker
+
+    clip = make_talking_clip(tmp_path / "clip.mp4", seconds=2.0, size=160)
+    late = tmp_path / "late.mp4"
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-itsoffset", "0.4", "-i", str(clip), "-i", str(clip),
+                    "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "aac", "-b:a", "32k", str(late)], check=True)
+    source = preprocess_clip(late, tmp_path / "late.npz", backend=backend)["source"]
+    assert source["format"].split(",")[:2] == ["mov", "mp4"]
+    assert (source["video_codec"], source["audio_codec"]) == ("h264", "aac")
+    assert source["video_start_s"] == pytest.approx(0.4, abs=1e-3) and source["audio_start_s"] == pytest.approx(0.0)
+    assert source["video_duration_s"] == pytest.approx(2.0, abs=1e-3)  # 50 frames at 25 fps
+    assert source["audio_duration_s"] == pytest.approx(2.0, abs=0.07)  # AAC rounds up to whole 1024-sample frames
+    assert source["duration_s"] == pytest.approx(2.4, abs=1e-3)  # the video's end
+    assert source["bit_rate_kbps"] == pytest.approx(late.stat().st_size * 8 / 1000 / 2.4, rel=1e-3)
+    assert source["audio_bit_rate_kbps"] == pytest.approx(32, rel=0.1)
+    # the streams' bytes are most of the file's (the rest: the container's tables)
+    stream_kbit = source["video_bit_rate_kbps"] * 2.0 + source["audio_bit_rate_kbps"] * source["audio_duration_s"]
+    assert 0.6 * late.stat().st_size * 8 / 1000 < stream_kbit < late.stat().st_size * 8 / 1000
+
+    worker = PreprocessWorker(face_backend="mediapipe")
+    row = worker({"key": "t/late", "path": "late.mp4", "media_path": str(late), "extra": None}, tmp_path / "out")
+    assert json.loads(row["extra"])["preprocess"]["source"] == source

@@ -43,6 +43,7 @@ class _ClipParts:
     shard_ident: tuple  # (path, inode, size, mtime) of the shard file read
     row: dict[str, Any] | None = None
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    derived: dict[str, Any] = field(default_factory=dict)  # DecodedClip.derived: whole-clip values (facts)
 
 
 _parts: OrderedDict[tuple, _ClipParts] = OrderedDict()  # least recently used first
@@ -185,7 +186,8 @@ class ClipReader:
         num_frames = next(iter(lengths.values()))
         if num_frames < 1:
             raise CorruptSample(f"{key}: clip has no frames")
-        return DecodedClip(key=key, row=clip_row, arrays=arrays, num_frames=num_frames)
+        return DecodedClip(key=key, row=clip_row, arrays=arrays, num_frames=num_frames,
+                           derived=self._clip_parts(row).derived)
 
     def _member(self, row: dict[str, Any], suffix: str) -> tuple[int, int]:
         members = self.members(row)

@@ -2,18 +2,21 @@
 
 Frame ``t`` (25 fps) is aligned with audio samples ``[640 t, 640 (t + 1))`` (16 kHz),
 so a 16-frame segment starting at frame ``s`` carries samples ``[640 s, 640 (s + 16))``
-(10,240 samples). A segment is a dict of three parts kept apart on purpose:
+(10,240 samples). The ``facts`` modality is not a window: it is the clip's
+``pipeline.clip_facts`` vector, the same for every segment of the clip (the
+shortcut probes read it). A segment is a dict of three parts kept apart on purpose:
 ``inputs`` (what a detector sees), ``targets`` (labels; never passed to predict)
 and ``meta`` (key, video id, segment index to group scores back to videos).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pipeline.audio_features import log_mel
+from pipeline.clip_facts import clip_facts
 from pipeline.frame_folders import GROUPS, group_frame_indices
 
 if TYPE_CHECKING:
@@ -21,7 +24,9 @@ if TYPE_CHECKING:
 
 SAMPLES_PER_FRAME = 640
 FRAME_MODALITIES = ("face", "face_gray", "mouth", "landmarks", "face_found")
-MODALITIES = FRAME_MODALITIES + ("audio",)
+# "facts": one vector per clip (pipeline.clip_facts), computed from these arrays and the Clip row.
+FACTS_ARRAYS = ("audio", "boxes", "face_found")
+MODALITIES = FRAME_MODALITIES + ("audio", "facts")
 MEL_MODES = ("whisper30", "truncated")
 # "consecutive": num_frames consecutive frames from a start frame (0.64 s at 16 frames);
 # "groups": IDForge-v2's layout (pipeline.frame_folders): 4 runs of num_frames/4 consecutive
@@ -89,10 +94,10 @@ class SegmentSpec:
         return self.hop or self.num_frames
 
     def arrays(self) -> tuple[str, ...]:
-        """Shard members to read: the modalities, plus audio for mel features."""
-        names = list(self.modalities)
-        if self.mel and "audio" not in names:
-            names.append("audio")
+        """Shard members to read: the modalities, plus audio for mel features and what the facts need."""
+        names = [m for m in self.modalities if m != "facts"]
+        needed = (["audio"] if self.mel else []) + (list(FACTS_ARRAYS) if "facts" in self.modalities else [])
+        names += [n for n in needed if n not in names]
         return tuple(names)
 
     def eval_starts(self, num_frames: int) -> list[int]:
@@ -120,6 +125,15 @@ class DecodedClip:
     row: dict[str, Any]
     arrays: dict[str, np.ndarray]
     num_frames: int
+    # Values computed from the whole clip (its ``facts``), kept for its other segments; a reader may
+    # pass a dict it keeps per clip, so that training visits compute them once, not once per segment.
+    derived: dict[str, Any] = field(default_factory=dict)
+
+    def facts(self) -> np.ndarray:
+        """The clip's ``pipeline.clip_facts`` vector (computed on first use)."""
+        if "facts" not in self.derived:
+            self.derived["facts"] = clip_facts(self.arrays, self.row)
+        return self.derived["facts"]
 
 
 def _window(array: np.ndarray, start: int, length: int) -> np.ndarray:
@@ -140,7 +154,7 @@ def make_segment(clip: DecodedClip, start: int, spec: SegmentSpec, segment: int)
     indices = spec.frame_indices(start, clip.num_frames)
     inputs: dict[str, torch.Tensor] = {}
     audio = None
-    if "audio" in clip.arrays:
+    if "audio" in spec.modalities or spec.mel:
         if indices is None:
             audio = _window(clip.arrays["audio"], start * SAMPLES_PER_FRAME, spec.num_samples)
         else:  # each kept frame brings its own 640 samples, as frame_folders.read_frame_folder does
@@ -149,6 +163,9 @@ def make_segment(clip: DecodedClip, start: int, spec: SegmentSpec, segment: int)
     for name in spec.modalities:
         if name == "audio":
             inputs["audio"] = torch.from_numpy(audio)
+            continue
+        if name == "facts":
+            inputs["facts"] = torch.from_numpy(clip.facts().copy())  # a copy: the clip's vector is shared
             continue
         # fancy indexing copies, so the segment never keeps the memory-mapped clip alive
         window = _window(clip.arrays[name], start, length) if indices is None else np.asarray(clip.arrays[name][indices])
