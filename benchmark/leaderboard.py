@@ -16,7 +16,10 @@ real-corpus numbers. Averages over folds (AVG-FV, AVG) are computed here
 from the fold results (mean of the fold metrics, bootstrap CI from the fold
 scores); averages inside one fold come from the result itself.
 ``leaderboard.html`` is one self-contained page (see
-``benchmark.leaderboard_page``).
+``benchmark.leaderboard_page``). Beyond the papers' tables
+(``benchmark.leaderboard_rigour``): significance marks (DeLong) in each fold's AUC
+column, a shortcut-probe row and audit, and operating-point and calibration tables;
+``--compare A B`` prints the tests between two rows (``benchmark.compare``).
 """
 from __future__ import annotations
 
@@ -26,9 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmark.leaderboard_page import render_html
+from benchmark.leaderboard_rigour import add_rigour
 from benchmark.leaderboard_tables import Board, build_tables, find_results, load_entries, render_csv, render_markdown
 from pipeline.atomic import write_bytes_atomic
 from pipeline.config import load_section
+from pipeline.errors import ConfigError
 
 
 @dataclass
@@ -57,7 +62,7 @@ def write_leaderboard(
 
     entries = load_entries(find_results(inputs))
     board = Board(entries, n_bootstrap=n_bootstrap, seed=seed)
-    tables = build_tables(board)
+    tables = add_rigour(board, build_tables(board))
     created = build_time()
     docs = {
         "leaderboard.md": render_markdown(tables, title, len(entries), created),
@@ -76,7 +81,10 @@ def write_leaderboard(
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("results", nargs="+", help="metrics.json files or folders holding them")
-    parser.add_argument("--out", required=True, help="output folder (leaderboard.md, .csv, .html)")
+    parser.add_argument("--out", help="output folder (leaderboard.md, .csv, .html); required unless --compare")
+    parser.add_argument("--compare", nargs=2, metavar=("A", "B"),
+                        help="print DeLong's AUC test and paired bootstraps of two rows (name or name[label]) "
+                             "on every fold both have, instead of writing the leaderboard")
     parser.add_argument("--title", help="page title (default: params leaderboard.title)")
     parser.add_argument("--no-plots", action="store_true", help="leave the curves out of the HTML page")
 
@@ -85,6 +93,15 @@ def run(args: argparse.Namespace) -> int:
     params_path = args.params if Path(args.params).exists() else None
     params = load_section("leaderboard", params_path)
     scoring = load_section("evaluate", params_path)
+    if args.compare:
+        from benchmark.compare import compare, format_comparison
+
+        board = Board(load_entries(find_results(args.results)), n_bootstrap=scoring.bootstrap, seed=scoring.seed)
+        records = compare(board, *args.compare, n_resamples=scoring.bootstrap, seed=scoring.seed)
+        print(format_comparison(*args.compare, records))
+        return 0
+    if not args.out:
+        raise ConfigError("avdf leaderboard: --out is required (unless --compare)")
     written = write_leaderboard(
         args.results,
         args.out,

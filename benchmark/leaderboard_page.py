@@ -40,11 +40,13 @@ def _row_label(name: str, label: str) -> str:
 # --------------------------------------------------------------------------- tables
 
 def render_table(table: Table, index: int) -> str:
+    from benchmark.leaderboard_tables import MARK_SYMBOLS
+
     best = {}
-    for j in range(len(table.columns)):
+    for j, column in enumerate(table.columns):
         values = [r.cells[j].value for r in table.rows if r.cells[j].value is not None]
         if len(values) > 1:
-            best[j] = max(values)
+            best[j] = min(values) if column.lower_is_better else max(values)
     head = ['<th data-type="text">Detector</th>', '<th data-type="text">Label</th>']
     for c in table.columns:
         head.append(f'<th data-type="num" title="{_esc(c.key)}">{_esc(c.header)}</th>')
@@ -57,12 +59,16 @@ def render_table(table: Table, index: int) -> str:
                 tds.append(f'<td class="num" data-v="" title="{_esc(cell.note or "no value")}">—</td>')
                 continue
             ci = ""
-            title = ""
+            tips = [cell.note] if cell.note else []
             if cell.low is not None and cell.high is not None:
                 ci = f'<span class="ci">{_pct(cell.low)}–{_pct(cell.high)}</span>'
-                title = f' title="95 % CI {_pct(cell.low)}–{_pct(cell.high)}"'
+                tips.insert(0, f"95 % CI {_pct(cell.low)}–{_pct(cell.high)}")
+            title = f' title="{_esc("; ".join(tips))}"' if tips else ""
             cls = "num best" if best.get(j) == cell.value else "num"
-            tds.append(f'<td class="{cls}" data-v="{cell.value!r}"{title}>{_pct(cell.value)}{ci}</td>')
+            if cell.mark:
+                cls += f" mark-{cell.mark}"
+            mark = f'<span class="mark">{MARK_SYMBOLS[cell.mark]}</span>' if cell.mark else ""
+            tds.append(f'<td class="{cls}" data-v="{cell.value!r}"{title}>{_pct(cell.value)}{mark}{ci}</td>')
         body.append("<tr>" + "".join(tds) + "</tr>")
     return (
         f'<h3>{_esc(table.title)}</h3>\n<div class="scroll"><table class="board" id="table-{index}">'
@@ -133,12 +139,19 @@ class _Panel:
 
 
 def fold_figure(curves: Sequence[tuple[str, np.ndarray, np.ndarray, str]], title: str) -> str:
-    """ROC, precision-recall and score-histogram panels (inline SVG) of several detectors on one fold.
+    """ROC, precision-recall, score-histogram and reliability panels (inline SVG) of several detectors on
+    one fold.
 
     ``curves``: (legend label, labels 0/1, scores, summary such as "AUC 97.3 [95.1, 98.8]") per detector.
     """
     from sklearn.metrics import precision_recall_curve, roc_curve
 
+    from benchmark.calibration import reliability_bins
+    from benchmark.operating_report import CALIBRATION_BINS
+
+    reliability = _Panel(f"Reliability ({CALIBRATION_BINS} equal-mass bins)", "mean P(fake) in bin",
+                         "share of fakes in bin")
+    reliability.line([0, 1], [0, 1], "#bbbbbb", width=1, dash="3 3")
     roc = _Panel("ROC", "false positive rate", "true positive rate")
     roc.line([0, 1], [0, 1], "#bbbbbb", width=1, dash="3 3")
     pr = _Panel("Precision-recall", "recall", "precision")
@@ -153,6 +166,9 @@ def fold_figure(curves: Sequence[tuple[str, np.ndarray, np.ndarray, str]], title
             rx = np.repeat(recall[::-1], 2)[1:-1]
             py = np.repeat(precision[::-1][1:], 2)
             pr.line(*_thin(rx, py), PALETTE[i % len(PALETTE)], name=label)
+        points = reliability_bins(y, s, CALIBRATION_BINS)
+        reliability.line([b["mean_score"] for b in points], [b["fraction_fake"] for b in points],
+                         PALETTE[i % len(PALETTE)], name=label)
         fake = np.histogram(s[y == 1], bins=bins)[0] / max(1, int((y == 1).sum()))
         real = np.histogram(s[y == 0], bins=bins)[0] / max(1, int((y == 0).sum()))
         hists.append((i, label, fake, real))
@@ -170,7 +186,7 @@ def fold_figure(curves: Sequence[tuple[str, np.ndarray, np.ndarray, str]], title
     )
     return (
         f'<figure class="fold-plots"><figcaption>{_esc(title)}</figcaption>'
-        f'<div class="panels">{roc.svg()}{pr.svg()}{hist.svg()}</div><ul class="legend">{legend}</ul></figure>'
+        f'<div class="panels">{roc.svg()}{pr.svg()}{hist.svg()}{reliability.svg()}</div><ul class="legend">{legend}</ul></figure>'
     )
 
 

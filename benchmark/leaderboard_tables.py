@@ -35,6 +35,12 @@ MODALITY_METRICS = (("video.acc", "ACC_v"), ("video.auc", "AUC_v"), ("audio.acc"
 SPREAD_TITLE = ("Score spread (standard deviation of P(fake) over each fold's test videos; near 0 = a "
                 "constant-output detector, whatever its AUC)")
 FAMILY_ORDER = ["intra", "cross-manipulation", "cross-dataset"]
+# Shortcut probes (detectors.probes) are scored like detectors but are not detectors: their results go
+# to the shortcut audit (benchmark.leaderboard_rigour), not to the detector tables.
+PROBE_PREFIX = "probe-"
+SHORTCUT_WARN_AUC = 0.75  # a probe AUC from which a fold is flagged
+SIGNIFICANCE_ALPHA = 0.05  # DeLong level of the "not significantly lower" marks
+MARK_SYMBOLS = {"best": "★", "tie": "≈", "shortcut": "⚠"}
 # Column order inside a family follows the papers; studio twins sort with what they mirror.
 PROTOCOL_ORDER = ["intra-random", "intra-group", "cross-manipulation", "cross-dataset"]
 
@@ -107,6 +113,7 @@ class Column:
     item: str  # a fold or an average
     metric: str
     header: str
+    lower_is_better: bool = False  # ECE, Brier: the HTML highlights the lowest value
 
     @property
     def key(self) -> str:
@@ -120,6 +127,7 @@ class Cell:
     low: float | None = None
     high: float | None = None
     note: str = ""
+    mark: str = ""  # "best" | "tie" | "shortcut" (benchmark.leaderboard_rigour)
 
 
 @dataclass
@@ -137,6 +145,10 @@ class Table:
     title: str
     columns: list[Column]
     rows: list[Row] = field(default_factory=list)
+
+
+def is_probe(row: tuple[str, str, str]) -> bool:
+    return row[0].startswith(PROBE_PREFIX)
 
 
 def is_studio(snapshot: dict[str, Any]) -> bool:
@@ -191,8 +203,8 @@ class Board:
         self._averages: dict[tuple, dict[str, Any]] = {}
         self._scores: dict[Path, Any] = {}
 
-    def rows(self) -> list[tuple[str, str, str]]:
-        return sorted(self.row_keys)
+    def rows(self, probes: bool = True) -> list[tuple[str, str, str]]:
+        return sorted(r for r in self.row_keys if probes or not is_probe(r))
 
     def scores(self, entry: Entry):
         if entry.path not in self._scores:
@@ -285,7 +297,7 @@ def build_tables(board: Board) -> list[Table]:
                    for c in _columns(board.snapshots[p], shared, names.count(board.snapshots[p]["name"]) > 1)]
         title = FAMILY_LAYOUT.get(family, (f"{family} (AUC / AP per fold)",))[0]
         table = Table(section, family, title, columns)
-        for row in board.rows():
+        for row in board.rows(probes=False):
             if not any((row, p) in board.cells for p in protocols):
                 continue
             table.rows.append(Row(row[0], row[1], row[2], [board.cell(row, c) for c in columns]))
@@ -307,7 +319,7 @@ def _spread_table(board: Board, section: str, protocols: list[tuple[str, str]]) 
                     for fold in snap["folds"]]
     table = Table(section, "spread", SPREAD_TITLE, columns)
     table.rows = [Row(row[0], row[1], row[2], [board.cell(row, c) for c in columns])
-                  for row in board.rows() if any((row, p) in board.cells for p in protocols)]
+                  for row in board.rows(probes=False) if any((row, p) in board.cells for p in protocols)]
     return table
 
 
@@ -316,7 +328,7 @@ def _modality_table(board: Board, section: str, protocols: list[tuple[str, str]]
     def has_modalities(row) -> bool:
         return any("modalities" in e.result["metrics"] for p in protocols for e in board.cells.get((row, p), {}).values())
 
-    rows = [row for row in board.rows() if has_modalities(row)]
+    rows = [row for row in board.rows(probes=False) if has_modalities(row)]
     if not rows:
         return []
     columns = []
@@ -340,9 +352,10 @@ def pct(value: float | None) -> str:
 def cell_text(cell: Cell) -> str:
     if cell.value is None:
         return "—"
+    mark = f" {MARK_SYMBOLS[cell.mark]}" if cell.mark else ""
     if cell.low is None or cell.high is None:
-        return pct(cell.value)
-    return f"{pct(cell.value)} [{pct(cell.low)}, {pct(cell.high)}]"
+        return pct(cell.value) + mark
+    return f"{pct(cell.value)} [{pct(cell.low)}, {pct(cell.high)}]{mark}"
 
 
 def _md_escape(text: str) -> str:
@@ -354,8 +367,11 @@ def render_markdown(tables: Sequence[Table], title: str, n_results: int, created
         f"# {title}",
         "",
         f"{n_results} result(s), generated {created}. Values are percentages; brackets hold the 95 % "
-        "bootstrap confidence interval (videos resampled). ACC uses threshold 0.5; — means no result "
-        "or undefined.",
+        "bootstrap confidence interval (videos resampled). ACC uses threshold 0.5 (ACC@val: the threshold "
+        "each checkpoint chose on its validation split); — means no result or undefined. "
+        f"{MARK_SYMBOLS['best']} best AUC of a fold; {MARK_SYMBOLS['tie']} not significantly lower than it "
+        f"(DeLong's test, p >= {SIGNIFICANCE_ALPHA}, same test videos); {MARK_SYMBOLS['shortcut']} a shortcut "
+        f"probe reaches AUC >= {100 * SHORTCUT_WARN_AUC:.0f} (trivial file facts separate real from fake there).",
     ]
     section = None
     for t in tables:

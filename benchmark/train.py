@@ -5,6 +5,9 @@
 
 ``--grid`` trains the detector on every run of ``train.grid.runs`` (DIR/<protocol>/<fold>,
 the same files as one run each), ``train.jobs`` runs side by side (``benchmark.parallel_runs``).
+With ``--grid``, DETECTOR may name several detectors, comma-separated or as a pattern of
+registered names (``'probe-*'``: every shortcut probe): their runs share one pool and go to
+DIR/<detector>/<protocol>/<fold>.
 
 The protocol splits the shards' clips (``clips.parquet`` beside the index) and
 ``detectors.training.train_fold`` trains on the fold's train keys, selecting
@@ -88,9 +91,32 @@ def _summary(metrics: dict[str, Any]) -> str:
     return f"{metrics['epochs_run']} epochs in {metrics['seconds']:.1f} s, best epoch {metrics['best_epoch']} {best}"
 
 
+def grid_detectors(spec: str) -> list[str]:
+    """The detectors a ``--grid`` spec names: one name or ``module:Class``, a comma-separated list, or
+    patterns of registered names (``probe-*``)."""
+    import fnmatch
+
+    from detectors.registry import DETECTORS
+    from pipeline.errors import ConfigError
+
+    names: list[str] = []
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        if any(ch in part for ch in "*?["):
+            matched = fnmatch.filter(DETECTORS.names(), part)
+            if not matched:
+                raise ConfigError(f"no registered detector matches {part!r} (avdf ls detectors)")
+            names += sorted(matched)
+        else:
+            names.append(part)
+    if not names:
+        raise ConfigError(f"no detector named in {spec!r}")
+    return list(dict.fromkeys(names))
+
+
 def train_grid(detector: str, shard_dir: Path, out: Path, params: Any, preset: str | None = None,
                ablation: str | None = None, history_dir: Path | None = None) -> dict[str, Any]:
-    """Every run of ``params.grid.runs`` into ``out/<protocol>/<fold>``, ``params.jobs`` at a time."""
+    """Every run of ``params.grid.runs`` into ``out/<protocol>/<fold>``, ``params.jobs`` at a time
+    (several detectors: ``out/<detector>/<protocol>/<fold>``, all their runs in one pool)."""
     from benchmark.parallel_runs import plan_jobs, run_all
     from detectors.training import effective_loop
     from detectors.registry import DETECTORS
@@ -99,20 +125,27 @@ def train_grid(detector: str, shard_dir: Path, out: Path, params: Any, preset: s
     runs = params.grid.runs
     if not runs:
         raise ConfigError("train.grid.runs is empty: nothing to train")
-    names = [f"{r.protocol}/{r.fold}" for r in runs]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"train.grid.runs names a protocol/fold twice: {names}")
-    device = effective_loop(DETECTORS.get(detector), params, preset).params.device
-    plan = plan_jobs(len(runs), params.jobs, device)
-    print(f"train {detector}: {len(runs)} runs, {plan.describe()}", flush=True)
-    jobs = [(detector, r.protocol, r.fold, shard_dir, out / r.protocol / r.fold, params, preset, ablation,
-             history_dir / r.protocol / f"{r.fold}.json" if history_dir else None, plan.jobs == 1) for r in runs]
+    run_names = [f"{r.protocol}/{r.fold}" for r in runs]
+    if len(set(run_names)) != len(run_names):
+        raise ConfigError(f"train.grid.runs names a protocol/fold twice: {run_names}")
+    detectors = grid_detectors(detector)
+    several = len(detectors) > 1
+    device = effective_loop(DETECTORS.get(detectors[0]), params, preset).params.device
+    plan = plan_jobs(len(runs) * len(detectors), params.jobs, device)
+    print(f"train {detector}: {len(detectors)} detector(s) x {len(runs)} runs, {plan.describe()}", flush=True)
+    names, jobs = [], []
+    for name in detectors:
+        root, logs = (out / name, history_dir / name if history_dir else None) if several else (out, history_dir)
+        for r, run_name in zip(runs, run_names):
+            names.append(f"{name}/{run_name}" if several else run_name)
+            jobs.append((name, r.protocol, r.fold, shard_dir, root / r.protocol / r.fold, params, preset, ablation,
+                         logs / r.protocol / f"{r.fold}.json" if logs else None, plan.jobs == 1))
     finished = 0
 
     def report(name: str, metrics: dict[str, Any], seconds: float) -> None:
         nonlocal finished
         finished += 1
-        print(f"train {detector} [{finished}/{len(runs)}] {name}: {_summary(metrics)}", flush=True)
+        print(f"train {detector} [{finished}/{len(names)}] {name}: {_summary(metrics)}", flush=True)
 
     start = time.perf_counter()
     results = run_all(names, train_run, jobs, plan, on_done=report)

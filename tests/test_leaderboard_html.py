@@ -65,9 +65,10 @@ def test_tables_render_and_sort_in_chromium(page, tmp_path):
     found = re.search(r'<pre id="selftest-result">(.*?)</pre>', done.stdout, re.S)
     assert found, "the page's self-test did not run (no JavaScript?)"
     report = json.loads(found.group(1))
-    # studio intra + studio cross-manipulation + real cross-dataset, and each section's score spread
-    assert report["tables"] == 3 + 2
-    assert report["rows"] == 3 + 3 + 2 + 3 + 2
+    # studio intra + studio cross-manipulation + real cross-dataset, each followed by its operating-point
+    # and calibration table, and each section's score spread
+    assert report["tables"] == 3 * 2 + 2
+    assert report["rows"] == (3 + 3 + 2) * 2 + 3 + 2
     assert report["sorted_desc"] is True and report["sorted_asc"] is True
     # The self-test sorts the first numeric column: real tables come first, so cross-dataset FAV AUC.
     rows = list(csv.DictReader(open(page.with_name("leaderboard.csv"))))
@@ -78,9 +79,9 @@ def test_tables_render_and_sort_in_chromium(page, tmp_path):
     worst = min(valued, key=lambda r: float(r[column]))
     assert report["first_after_desc"].startswith(best["detector"])
     assert report["first_after_asc"].startswith(worst["detector"])
-    # Three panels (ROC, PR, histogram) per protocol fold, each with drawn curves.
-    assert report["plots"] == 3 * N_FOLD_FIGURES
-    assert report["curves"] >= N_FOLD_FIGURES * (3 + 2 * 2)
+    # Four panels (ROC, PR, histogram, reliability) per protocol fold, each with drawn curves.
+    assert report["plots"] == 4 * N_FOLD_FIGURES
+    assert report["curves"] >= N_FOLD_FIGURES * (4 + 2 * 2)
 
 
 def test_screenshot_shows_the_page(page, tmp_path):

@@ -58,6 +58,7 @@ def test_a_failed_run_is_named_and_the_others_finish(shards, tmp_path):
     assert (tmp_path / "models" / "studio-intra-random" / "main" / "best.pt").exists()
 
 
+@pytest.mark.slow  # 35 s; test_determinism keeps a rerun's bytes in the fast suite (make acceptance)
 def test_a_grid_rerun_writes_the_same_bytes(shards, tmp_path):
     for out in ("a", "b"):
         train_grid("video-baseline", shards, tmp_path / out, _params(RUNS))
@@ -79,3 +80,25 @@ def test_evaluate_scores_every_run_of_a_detector_side_by_side(shards, tmp_path, 
         assert set(summary[f"{run.protocol}/{run.fold}"]["main"]) == {"acc", "auc", "ap", "eer"}
         assert (tmp_path / "results" / run.protocol / run.fold / "main" / "metrics.json").exists()
     assert capsys.readouterr().out.count("evaluate studio-intra") == 2
+
+
+def test_a_grid_of_several_detectors_shares_one_pool_and_each_gets_its_folder(shards, tmp_path, capfd):
+    """`avdf train 'probe-*' --grid` (the DAG's probes stage): a pattern names every matching registered
+    detector; each trains every run, into OUT/<detector>/<protocol>/<fold>."""
+    from benchmark.train import grid_detectors
+    from detectors.registry import DETECTORS
+
+    probes = grid_detectors("probe-*")
+    assert probes == sorted(n for n in DETECTORS.names() if n.startswith("probe-")) and len(probes) == 6
+    assert grid_detectors("cad, probe-silence,cad") == ["cad", "probe-silence"]
+    with pytest.raises(Exception, match="no registered detector matches"):
+        grid_detectors("nobody-*")
+
+    params = _params([RUNS[0]])
+    params.loop_per_detector = {name: {"batch_size": 8} for name in probes[:2]}
+    train_grid(",".join(probes[:2]), shards, tmp_path / "models", params, history_dir=tmp_path / "logs")
+    for name in probes[:2]:
+        assert (tmp_path / "models" / name / "studio-intra-random" / "main" / "best.pt").exists()
+        assert (tmp_path / "logs" / name / "studio-intra-random" / "main.json").exists()
+    out = capfd.readouterr().out
+    assert all(f"{name}/studio-intra-random/main: " in out for name in probes[:2])
