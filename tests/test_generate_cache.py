@@ -86,6 +86,7 @@ def _run(tasks: list, out: Path, cache: bool, worker: GenerateWorker | None = No
     return shas, worker, backend.calls - before
 
 
+@pytest.mark.slow  # 40 s (make acceptance)
 def test_shared_cache_makes_the_same_fakes_without_repeating_work(tasks, tmp_path):
     assert len(tasks) == 7 and sum(len(t.steps) > 1 for t in tasks) == 3  # three start with the same voice step
     reference, plain, plain_detections = _run(tasks, tmp_path / "plain", cache=False)

@@ -76,6 +76,7 @@ def test_schedules():
     assert lr_factor(0, c) == 1.0 and lr_factor(5, c) == pytest.approx(0.5)
 
 
+@pytest.mark.slow  # 35 s; the CAD DDP test in test_cad_fidelity stays in the fast suite (make acceptance)
 def test_ddp_with_two_gloo_processes_matches_single_process(tmp_path):
     tests_dir = Path(__file__).parent
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tests_dir), os.environ.get("PYTHONPATH", "")])}
