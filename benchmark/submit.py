@@ -7,6 +7,9 @@ and ``score`` (P(fake) in [0, 1]), optionally ``video_score`` /
 cover several folds), or a JSON sidecar (``PREDICTIONS.json`` or the same
 stem with ``.json``) with any of ``protocol``, ``protocol_version``,
 ``protocol_hash``, ``fold``, ``name``, ``label``, ``weights_sha256``.
+AV-Deepfake1M's classification format (``file;score`` lines, no header; a
+``.txt`` file or ``--format av1m``) is read too: each line's file is mapped
+to a test clip of the fold by the rule in ``benchmark.av1m_scores``.
 
 Everything is validated and scored in memory first (every test key exactly
 once, scores finite in [0, 1], protocol name/version/fold as claimed); only
@@ -26,6 +29,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from benchmark.av1m_scores import ScoreLine, looks_like_av1m, read_scores, resolve_lines
 from benchmark.protocols import Protocol, load_protocol
 from benchmark.results import DetectorInfo, PredictionsError, Scored, score_predictions, write_scored
 from pipeline.atomic import sha256_file
@@ -37,6 +41,8 @@ PARQUET_MAGIC = b"PAR1"
 SIDECAR_KEYS = ("protocol", "protocol_version", "protocol_hash", "fold", "name", "label", "weights_sha256")
 # Columns that say what the file answers, rather than scores.
 CLAIM_COLUMNS = ("protocol", "protocol_version")
+# --format: found from the content, a Parquet/CSV table keyed by clip key, or AV-Deepfake1M's file;score lines.
+FORMATS = ("auto", "table", "av1m")
 
 
 @dataclass
@@ -56,6 +62,8 @@ class Predictions:
     path: Path
     table: pa.Table
     claims: dict[str, Any] = field(default_factory=dict)
+    # AV-Deepfake1M lines: named by file, not key, so keyed only once the fold's test clips are known.
+    lines: list[ScoreLine] | None = None
 
 
 # --------------------------------------------------------------------------- reading
@@ -71,14 +79,17 @@ def _looks_like_text(head: bytes) -> bool:
     return True
 
 
-def _read_table(path: Path) -> pa.Table:
+def _head(path: Path) -> bytes:
     try:
         with open(path, "rb") as f:
-            head = f.read(1 << 16)
+            return f.read(1 << 16)
     except FileNotFoundError:
         raise PredictionsError(f"{path}: predictions file does not exist") from None
     except OSError as exc:
         raise PredictionsError(f"{path}: cannot read predictions file ({exc})") from None
+
+
+def _read_table(path: Path, head: bytes) -> pa.Table:
     if head.startswith(PARQUET_MAGIC):
         import pyarrow.parquet as pq
 
@@ -128,10 +139,22 @@ def _sidecar(path: Path) -> dict[str, Any]:
     return {k: v for k, v in data.items() if v is not None}
 
 
-def read_predictions(path: str | Path) -> Predictions:
-    """Read a predictions file and what it claims (protocol, version, fold, name...)."""
+def read_predictions(path: str | Path, fmt: str = "auto") -> Predictions:
+    """Read a predictions file and what it claims (protocol, version, fold, name...).
+
+    ``fmt``: one of ``FORMATS``; ``auto`` takes Parquet by its magic bytes and text as
+    AV-Deepfake1M lines when ``benchmark.av1m_scores.looks_like_av1m`` says so, else as CSV.
+    """
+    if fmt not in FORMATS:
+        raise AvdfError(f"--format {fmt!r}: expected one of {list(FORMATS)}")
     path = Path(path)
-    table = _read_table(path)
+    head = _head(path)
+    if fmt == "av1m" or (fmt == "auto" and not head.startswith(PARQUET_MAGIC) and _looks_like_text(head)
+                         and looks_like_av1m(path, head)):
+        lines = read_scores(path)
+        table = pa.table({"file": [e.file for e in lines], "score": [e.score for e in lines]})
+        return Predictions(path=path, table=table, claims=_sidecar(path), lines=lines)
+    table = _read_table(path, head)
     claims = _sidecar(path)
     for col in CLAIM_COLUMNS:
         if col not in table.column_names:
@@ -233,11 +256,12 @@ def submit(
     threshold: float = 0.5,
     n_bootstrap: int = 1000,
     seed: int = 0,
+    fmt: str = "auto",
 ) -> list[Path]:
     """Validate and score a predictions file; write one result per fold. Returns the metrics.json paths."""
     from pipeline.manifest import read_manifest
 
-    preds = read_predictions(predictions)
+    preds = read_predictions(predictions, fmt)
     protocol = resolve_protocol(protocol_arg, preds)
     per_fold = resolve_folds(protocol, preds, fold)
     clips = read_manifest(manifest)
@@ -256,8 +280,14 @@ def submit(
     extra = {"predictions": preds.path.name, "predictions_sha256": sha256_file(preds.path)}
     scored: dict[str, Scored] = {}
     problems = []
+    manifest_rows = clips.to_pylist() if preds.lines is not None else []
     for fold_name, table in per_fold.items():
         try:
+            if preds.lines is not None:
+                test = set(splits.fold(fold_name).test)
+                where = f"{preds.path} (fold {fold_name})"
+                table = resolve_lines(preds.lines, [r for r in manifest_rows if r["key"] in test], where,
+                                      manifest_rows)
             scored[fold_name] = score_predictions(
                 protocol, splits.fold(fold_name), clips, table, detector=detector, threshold=threshold,
                 n_bootstrap=n_bootstrap, seed=seed, extra=extra, where=str(preds.path),
@@ -284,7 +314,11 @@ def _other_fold_hint(protocol: Protocol, clips: pa.Table, fold: str, table: pa.T
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("predictions", help="predictions file (Parquet or CSV: key, score[, fold])")
+    parser.add_argument("predictions", help="predictions file (Parquet or CSV: key, score[, fold]; or "
+                                            "AV-Deepfake1M's file;score lines, e.g. a .txt)")
+    parser.add_argument("--format", choices=FORMATS, default="auto",
+                        help="auto (default: Parquet by its magic bytes, .txt or ';'-separated text as av1m, "
+                             "else CSV), table (Parquet/CSV keyed by clip key) or av1m (file;score lines)")
     parser.add_argument("--protocol", required=True, help="protocol name[@version] (avdf ls protocols)")
     parser.add_argument("--manifest", required=True, help="manifest whose labels score the test split")
     parser.add_argument("--fold", help="fold of a multi-fold protocol (or give a 'fold' column)")
@@ -308,6 +342,7 @@ def run(args: argparse.Namespace) -> int:
         threshold=scoring.threshold,
         n_bootstrap=scoring.bootstrap,
         seed=scoring.seed,
+        fmt=getattr(args, "format", "auto"),
     )
     from benchmark.results import read_result
 
