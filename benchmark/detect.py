@@ -13,6 +13,10 @@ detector's weights, so on two cores the two overlap; ``seconds`` reports each
 part's own wall time (``load`` includes importing torch and the detectors), so
 ``load`` + ``preprocess`` can exceed ``total``. The face detector's native start-up log
 lines are kept off stderr (``pipeline.native_logs``) unless ``--debug``.
+
+``--timeline`` also prints each segment's span and score (``benchmark.timeline``);
+``--localisation-json PATH`` writes them as AV-Deepfake1M's localisation JSON
+(``{video file name: [[score, start_s, end_s], ...]}``, highest score first).
 """
 from __future__ import annotations
 
@@ -54,6 +58,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--threshold", type=float,
                         help="verdict threshold on P(fake) (default: the checkpoint's validation-chosen one)")
+    parser.add_argument("--timeline", action="store_true",
+                        help="also print each scored segment: start_s, end_s, P(fake)")
+    parser.add_argument("--localisation-json", type=Path, metavar="PATH",
+                        help="write the segments as AV-Deepfake1M's localisation JSON for this video")
 
 
 def detect_video(video: Path, checkpoint: Path, params: DetectParams, preprocess: Any,
@@ -97,6 +105,11 @@ def detect_video(video: Path, checkpoint: Path, params: DetectParams, preprocess
     device = resolve_device(params.device)
     rows = segment_scores(model.to(device), batches, device)
     scores = {name: float(np.mean([r[name] for r in rows])) for name in rows[0] if name != "key"}
+    from benchmark.timeline import as_dicts, segment_timeline
+
+    # A "groups" segment samples the whole clip: its span is the clip.
+    length = n if spec.frame_sampling == "groups" else spec.num_frames
+    timeline = segment_timeline(spec.eval_starts(n), length, n, [r["score"] for r in rows])
     threshold, threshold_source = verdict_threshold(params.threshold, point)
     t_end = time.perf_counter()
     return {
@@ -107,6 +120,7 @@ def detect_video(video: Path, checkpoint: Path, params: DetectParams, preprocess
         "threshold": threshold,
         "threshold_source": threshold_source,
         "segments": len(segments),
+        "timeline": as_dicts(timeline),
         "duration_s": n / 25,
         "face_fraction": summary.get("face_fraction"),
         "repairs": summary["repairs"],
@@ -165,6 +179,8 @@ def run(args: argparse.Namespace) -> int:
     with filtered_stderr(enabled=not getattr(args, "debug", False)):
         result = detect_video(args.video, args.checkpoint, params, load_section("preprocess", params_path),
                               args.detector)
+    if getattr(args, "localisation_json", None) is not None:
+        write_localisation(args.localisation_json, result)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -176,4 +192,17 @@ def run(args: argparse.Namespace) -> int:
           f"{result['seconds']['total']:.1f} s)")
     for note in result["notes"]:
         print(f"note: {note}")
+    if getattr(args, "timeline", False):
+        print("start_s\tend_s\tscore")
+        for row in result["timeline"]:
+            print(f"{row['start_s']:.2f}\t{row['end_s']:.2f}\t{row['score']:.4f}")
     return 0
+
+
+def write_localisation(path: Path, result: dict[str, Any]) -> Path:
+    """The video's segments as AV-Deepfake1M proposals, keyed by the video's file name."""
+    from benchmark.localisation_io import write_proposals
+    from benchmark.timeline import TimelineRow, as_proposals
+
+    rows = [TimelineRow(**row) for row in result["timeline"]]
+    return write_proposals(path, {Path(result["video"]).name: as_proposals(rows)})

@@ -8,6 +8,10 @@ wrote them); ``--detector``/``--protocol`` must agree when given. Every fold
 that trains on the same data as the checkpoint's fold is scored (all
 cross-dataset test sets share one training set). Detectors see the inputs of
 each segment only: targets and metadata are kept out of ``predict``.
+``--export-av1m DIR`` also writes each fold's video scores as AV-Deepfake1M's
+``file;score`` lines, ``DIR/<fold>.txt`` (``DIR/<run>/<fold>.txt`` for a folder), with
+the sidecar ``avdf submit`` checks: submitting one gives the same metrics
+(``benchmark.av1m_scores``).
 """
 from __future__ import annotations
 
@@ -46,8 +50,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--detector", help="must match the checkpoint's detector (a check, not a choice)")
     parser.add_argument("--protocol", help="protocol[@version]; default: the checkpoint's")
     parser.add_argument("--fold", help="only this fold (default: every fold sharing the checkpoint's training data)")
+    parser.add_argument("--split-from", type=Path,
+                        help="the clean clips.parquet whose protocol split names the folds, when --data holds "
+                             "perturbed test clips only (avdf perturb)")
+    parser.add_argument("--robustness", type=Path,
+                        help="also score every perturbed set under this folder (avdf perturb's --out: "
+                             "<spec>/shards), into OUT/.../robustness/<spec>/<fold>")
     parser.add_argument("--summary", type=Path, help="also write {fold: {acc, auc, ap, eer}} here (DVC metrics); "
                                                      "for a folder: {run: {fold: ...}}")
+    parser.add_argument("--export-av1m", type=Path, metavar="DIR",
+                        help="also write each fold's video scores as AV-Deepfake1M file;score lines, DIR/<fold>.txt "
+                             "(for a folder: DIR/<run>/<fold>.txt)")
 
 
 def load_trained(checkpoint: Path, detector: str | None = None) -> tuple[Any, dict[str, Any]]:
@@ -95,11 +108,17 @@ def weights_sha256(checkpoint: Path) -> str:
 
 def evaluate_checkpoint(checkpoint: Path, shard_dir: Path, out: Path, params: EvaluateParams,
                         detector: str | None = None, protocol_name: str | None = None,
-                        fold_name: str | None = None, skipped: dict[str, str] | None = None) -> list[Path]:
+                        fold_name: str | None = None, skipped: dict[str, str] | None = None,
+                        split_from: Path | None = None) -> list[Path]:
     """Write ``out/<fold>/{scores.parquet,metrics.json}`` for each fold scored; return the metrics paths.
 
     A fold the data cannot fill (no fake or no real test clip) is skipped with a warning and,
     when ``skipped`` is given, recorded there with the reason; the trained or a named fold must work.
+
+    ``split_from``: the clean manifest whose protocol split names the folds, when ``shard_dir`` holds
+    only some test clips (perturbed copies, ``avdf perturb``: same keys and labels): folds are split
+    as on the clean corpus, only those whose every test clip is in ``shard_dir`` are scored, and the
+    results record the perturbation under ``extra.perturbation``.
     """
     from benchmark.protocols import ProtocolError, load_protocol
     from benchmark.results import DetectorInfo, score_predictions, video_level, write_scored
@@ -123,9 +142,10 @@ def evaluate_checkpoint(checkpoint: Path, shard_dir: Path, out: Path, params: Ev
             f"which differs from {name} v{protocol.version} ({protocol.hash[:12]})"
         )
     clips = read_manifest(shard_dir / CLIPS_NAME)
-    trained_fold = protocol.split(clips, folds=[ckpt["fold"]]).fold(ckpt["fold"]) if ckpt.get("fold") else None
+    split_clips = read_manifest(split_from) if split_from is not None else clips
+    trained_fold = protocol.split(split_clips, folds=[ckpt["fold"]]).fold(ckpt["fold"]) if ckpt.get("fold") else None
     if fold_name is not None:
-        folds = [protocol.split(clips, folds=[fold_name]).fold(fold_name)]
+        folds = [protocol.split(split_clips, folds=[fold_name]).fold(fold_name)]
     else:
         folds = []
         for candidate in protocol.folds:
@@ -133,7 +153,7 @@ def evaluate_checkpoint(checkpoint: Path, shard_dir: Path, out: Path, params: Ev
                 folds.append(trained_fold)  # already split above
                 continue
             try:
-                fold = protocol.split(clips, folds=[candidate]).fold(candidate)
+                fold = protocol.split(split_clips, folds=[candidate]).fold(candidate)
             except ProtocolError as exc:
                 # e.g. a CMDFD subset without fakes on this corpus' test side: the other folds still count
                 log.warning("evaluate: %s fold %s skipped: %s", protocol.name, candidate, exc)
@@ -142,6 +162,14 @@ def evaluate_checkpoint(checkpoint: Path, shard_dir: Path, out: Path, params: Ev
                 continue
             if trained_fold is None or fold.training_id == trained_fold.training_id:
                 folds.append(fold)
+    perturbation = None
+    if split_from is not None:
+        present = set(clips.column("key").to_pylist())
+        for fold in [f for f in folds if not set(f.test) <= present]:
+            if skipped is not None:
+                skipped[fold.name] = "its test clips are not in this (perturbed) set"
+            folds.remove(fold)
+        perturbation = perturbation_of(clips)
     for fold in folds:
         if trained_fold is not None and fold.training_id != trained_fold.training_id:
             raise CheckpointMismatch(
@@ -171,7 +199,8 @@ def evaluate_checkpoint(checkpoint: Path, shard_dir: Path, out: Path, params: Ev
             protocol, fold, clips, per_video, detector=info, threshold=params.threshold,
             n_bootstrap=params.bootstrap, seed=params.seed,
             extra={"checkpoint": str(checkpoint), "train_data_hash": ckpt.get("data_hash"),
-                   "best_epoch": ckpt.get("best_epoch"), "corrupt_segments_skipped": corrupt},
+                   "best_epoch": ckpt.get("best_epoch"), "corrupt_segments_skipped": corrupt,
+                   **({"perturbation": perturbation} if perturbation else {})},
             operating_point=ckpt.get("operating_point") or {
                 "threshold": None, "reason": f"{checkpoint.name} carries no operating point (trained before avdf "
                                              "stored one): retrain to get one"},
@@ -181,6 +210,27 @@ def evaluate_checkpoint(checkpoint: Path, shard_dir: Path, out: Path, params: Ev
 
 
 SUMMARY_METRICS = ("acc", "auc", "ap", "eer")
+
+
+def perturbation_of(clips: Any) -> dict[str, Any]:
+    """The one perturbation spec every clip of a perturbed set went through (its rows'
+    ``extra.perturbation``; what a mixed mode drew, and each clip's seed, stay in the rows)."""
+    import json
+
+    from pipeline.errors import ConfigError
+    from pipeline.perturb import parse_spec
+
+    specs, seeds = set(), set()
+    for extra in clips.column("extra").to_pylist():
+        p = (json.loads(extra) if extra else {}).get("perturbation")
+        if p is None:
+            raise ConfigError("evaluate: a perturbed set holds an unperturbed clip (no extra.perturbation)")
+        specs.add(p["spec"])
+        seeds.add(p.get("stage_seed"))
+    if len(specs) != 1 or len(seeds) != 1:
+        raise ConfigError(f"evaluate: a perturbed set mixes perturbations {sorted(specs)} (seeds {sorted(seeds)})")
+    spec = parse_spec(specs.pop())
+    return {"spec": str(spec), "kind": spec.kind, "level": spec.level, "stage_seed": seeds.pop()}
 
 
 def checkpoints_under(folder: Path) -> list[Path]:
@@ -193,16 +243,34 @@ def checkpoints_under(folder: Path) -> list[Path]:
     return found
 
 
+def perturbed_sets(folder: Path | None) -> dict[str, Path]:
+    """{spec folder name: its shard folder} of ``avdf perturb``'s output (none for None)."""
+    if folder is None:
+        return {}
+    return {d.name: d / "shards" for d in sorted(Path(folder).iterdir()) if (d / "shards" / "index.parquet").exists()}
+
+
 def evaluate_run(checkpoint: Path, shard_dir: Path, out: Path, params: EvaluateParams, detector: str | None,
-                 protocol: str | None, fold: str | None) -> tuple[dict[str, Any], list[str]]:
-    """Score one run: -> ({fold: summary metrics or {"skipped": why}}, printed lines). Module-level:
-    parallel workers call it."""
+                 protocol: str | None, fold: str | None, split_from: Path | None = None,
+                 robustness: Path | None = None) -> tuple[dict[str, Any], list[str]]:
+    """Score one run (and, with ``robustness``, each perturbed set of its test clips): -> ({fold: summary
+    metrics or {"skipped": why}}, printed lines). Module-level: parallel workers call it."""
     import json
+
+    from pipeline.loading.format import CLIPS_NAME
 
     per_fold: dict[str, Any] = {}
     skipped: dict[str, str] = {}
     lines = []
-    for path in evaluate_checkpoint(checkpoint, shard_dir, out, params, detector, protocol, fold, skipped):
+    for name, perturbed in perturbed_sets(robustness).items():
+        # The perturbed sets first: their folds are split on the clean clips, as this run's are.
+        for path in evaluate_checkpoint(checkpoint, perturbed, out / "robustness" / name, params, detector, protocol,
+                                        fold, {}, shard_dir / CLIPS_NAME):
+            result = json.loads(path.read_text())
+            auc = result["metrics"]["overall"].get("auc")
+            lines.append(f"evaluate {result['protocol']['name']} fold {result['fold']} under {name}: "
+                         f"AUC {auc if auc is None else round(auc, 3)} -> {path}")
+    for path in evaluate_checkpoint(checkpoint, shard_dir, out, params, detector, protocol, fold, skipped, split_from):
         result = json.loads(path.read_text())
         overall = result["metrics"].get("overall", {})
         per_fold[result["fold"]] = {k: overall.get(k) for k in SUMMARY_METRICS}
@@ -224,15 +292,31 @@ def run(args: argparse.Namespace) -> int:
     if args.checkpoint.is_dir():
         # One stage for all of a detector's runs, scored side by side (evaluate.jobs).
         runs = {ckpt.parent.relative_to(args.checkpoint).as_posix(): ckpt for ckpt in checkpoints_under(args.checkpoint)}
-        jobs = [(ckpt, args.data, args.out / name, params, args.detector, args.protocol, args.fold)
-                for name, ckpt in runs.items()]
+        jobs = [(ckpt, args.data, args.out / name, params, args.detector, args.protocol, args.fold, args.split_from,
+                 args.robustness) for name, ckpt in runs.items()]
         results = run_all(list(runs), evaluate_run, jobs, plan_jobs(len(jobs), params.jobs, params.device),
                           on_done=report)
         summary: dict[str, Any] = {name: results[name][0] for name in runs}
     else:  # one checkpoint: its errors reach the user as they are
-        outcome = evaluate_run(args.checkpoint, args.data, args.out, params, args.detector, args.protocol, args.fold)
+        outcome = evaluate_run(args.checkpoint, args.data, args.out, params, args.detector, args.protocol, args.fold,
+                               args.split_from, args.robustness)
         report("", outcome)
         summary = outcome[0]
     if args.summary:
         write_json_atomic(args.summary, summary)
+    if getattr(args, "export_av1m", None) is not None:
+        per_run = summary if args.checkpoint.is_dir() else {"": summary}
+        export_av1m(args.out, args.data, per_run, args.export_av1m)
     return 0
+
+
+def export_av1m(out: Path, shard_dir: Path, per_run: dict[str, dict[str, Any]], dest: Path) -> list[Path]:
+    """Each scored fold's result under ``out/<run>/<fold>/`` as ``dest/<run>/<fold>.txt`` (skipped folds have none)."""
+    from benchmark.av1m_scores import export_result
+    from benchmark.results import METRICS_NAME
+    from pipeline.loading.format import CLIPS_NAME
+    from pipeline.manifest import read_manifest
+
+    clips = read_manifest(shard_dir / CLIPS_NAME)
+    return [export_result(out / run / fold / METRICS_NAME, clips, dest / run / f"{fold}.txt")
+            for run, folds in per_run.items() for fold, metrics in folds.items() if "skipped" not in metrics]

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from benchmark.leaderboard_page import render_html
 from benchmark.leaderboard_rigour import add_rigour
+from benchmark.leaderboard_robustness import robustness_tables
 from benchmark.leaderboard_tables import Board, build_tables, find_results, load_entries, render_csv, render_markdown
 from pipeline.atomic import write_bytes_atomic
 from pipeline.config import load_section
@@ -63,6 +64,9 @@ def write_leaderboard(
     entries = load_entries(find_results(inputs))
     board = Board(entries, n_bootstrap=n_bootstrap, seed=seed)
     tables = add_rigour(board, build_tables(board))
+    for extra in robustness_tables(board):  # at the end of its section
+        last = max((i for i, t in enumerate(tables) if t.section == extra.section), default=len(tables) - 1)
+        tables.insert(last + 1, extra)
     created = build_time()
     docs = {
         "leaderboard.md": render_markdown(tables, title, len(entries), created),

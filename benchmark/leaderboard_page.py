@@ -227,6 +227,35 @@ def render_plots(board: Board) -> str:
     return '<section class="section plots"><h2>Curves and score histograms</h2>\n' + "\n".join(blocks) + "</section>"
 
 
+def render_robustness_plots(board: Board) -> str:
+    """Per perturbed protocol fold: AUC against severity, one panel per perturbation type."""
+    from benchmark.leaderboard_robustness import _kind_order, severity_curves
+
+    curves = severity_curves(board)
+    figures = []
+    for (protocol, version, fold), kinds in sorted(curves.items()):
+        rows = sorted({row for points in kinds.values() for row in points})
+        panels = []
+        for kind in sorted(kinds, key=_kind_order):
+            top = max([1] + [s for points in kinds[kind].values() for s, _ in points])
+            panel = _Panel(f"{kind}: AUC vs severity", f"severity 1 .. {top} (as a fraction of {top})", "AUC")
+            for i, row in enumerate(rows):
+                points = kinds[kind].get(row)
+                if points:
+                    panel.line([s / top for s, _ in points], [a for _, a in points], PALETTE[i % len(PALETTE)],
+                               name=_row_label(row[0], row[1]))
+            panels.append(panel.svg())
+        legend = "".join(f'<li><span class="swatch" style="background:{PALETTE[i % len(PALETTE)]}"></span>'
+                         f"{_esc(_row_label(row[0], row[1]))}</li>" for i, row in enumerate(rows))
+        title = f"{protocol} v{version}" + ("" if fold == "main" else f" — fold {fold}")
+        figures.append(f'<figure class="fold-plots"><figcaption>{_esc(title)}: robustness</figcaption>'
+                       f'<div class="panels">{"".join(panels)}</div><ul class="legend">{legend}</ul></figure>')
+    if not figures:
+        return ""
+    return ('<section class="section plots"><h2>Robustness: AUC against perturbation severity</h2>\n'
+            + "\n".join(figures) + "</section>")
+
+
 # --------------------------------------------------------------------------- the page
 
 def render_html(board: Board, tables: Sequence[Table], *, title: str, created: str, plots: bool = True) -> str:
@@ -248,6 +277,7 @@ def render_html(board: Board, tables: Sequence[Table], *, title: str, created: s
         parts.append("</section>")
     if plots:
         parts.append(render_plots(board))
+        parts.append(render_robustness_plots(board))
     meta = f"{len(board.entries)} result(s), generated {created}"
     page = _template()
     return (

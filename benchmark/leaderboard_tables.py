@@ -63,6 +63,11 @@ class Entry:
         p = self.result["protocol"]
         return p["name"], p["version"]
 
+    @property
+    def perturbation(self) -> str | None:
+        """The perturbation the test videos went through (``avdf perturb``), e.g. ``GB:3``; None: clean."""
+        return (self.result["extra"].get("perturbation") or {}).get("spec")
+
 
 def find_results(inputs: Iterable[str | Path]) -> list[Path]:
     """Result files: each input is a file, or a folder searched for metrics.json."""
@@ -87,11 +92,12 @@ def load_entries(paths: Sequence[Path]) -> list[Entry]:
     seen: dict[tuple, Path] = {}
     hashes: dict[tuple[str, str], tuple[str, Path]] = {}
     for e in entries:
-        cell = (e.row, e.protocol, e.result["fold"])
+        cell = (e.row, e.protocol, e.result["fold"], e.perturbation)
         if cell in seen:
+            under = f" under {e.perturbation}" if e.perturbation else ""
             raise ResultsError(
                 f"two results for {e.row[0]} {e.row[1] or ''} on {e.protocol[0]} v{e.protocol[1]} fold "
-                f"{e.result['fold']}: {seen[cell]} and {e.path}"
+                f"{e.result['fold']}{under}: {seen[cell]} and {e.path}"
             )
         seen[cell] = e.path
         h = e.result["protocol"]["hash"]
@@ -191,6 +197,9 @@ class Board:
     """Every result, grouped by row and protocol, with fold averages computed on demand."""
 
     def __init__(self, entries: Sequence[Entry], n_bootstrap: int = 1000, seed: int = 0) -> None:
+        # Results on perturbed test videos go to the robustness table (benchmark.leaderboard_robustness)
+        self.perturbed = [e for e in entries if e.perturbation]
+        entries = [e for e in entries if not e.perturbation]
         self.entries = list(entries)
         self.n_bootstrap = n_bootstrap
         self.seed = seed

@@ -31,6 +31,7 @@ SECTIONS: dict[str, str] = {
     "transcribe": "detectors.ecl.transcripts:TranscribeParams",
     "teach": "detectors.teaching:TeachParams",
     "train": "detectors.training:TrainParams",
+    "perturb": "benchmark.perturb:PerturbParams",
     "evaluate": "benchmark.evaluate:EvaluateParams",
     "leaderboard": "benchmark.leaderboard:LeaderboardParams",
     "detect": "benchmark.detect:DetectParams",

@@ -45,8 +45,8 @@ def check_leaderboard(work: Path) -> None:
     """Items 1 and 2 on the leaderboard.csv of a default `dvc repro` in ``work`` (also usable on a
     checkout whose DAG has run: ``python -c 'from test_acceptance_dvc import *; check_leaderboard(Path("."))'``)."""
     params = yaml.safe_load((work / "params.yaml").read_text())
-    rows = {r["detector"]: r for r in csv.DictReader(open(work / "leaderboard" / "leaderboard.csv"))
-            if r["corpus"] == "studio" and r["kind"] == "detector"}
+    every = [r for r in csv.DictReader(open(work / "leaderboard" / "leaderboard.csv")) if r["corpus"] == "studio"]
+    rows = {r["detector"]: r for r in every if r["kind"] == "detector" and not r["detector"].startswith("probe-")}
     detectors = params["train"]["grid"]["detectors"]
     runs = params["train"]["grid"]["runs"]
     assert sorted(rows) == sorted(detectors)
@@ -63,6 +63,24 @@ def check_leaderboard(work: Path) -> None:
     assert len(spread_columns) == len({(r["protocol"], r["fold"]) for r in runs}) + 8  # + the CMDFD subsets
     flat = {(d, c): rows[d][c] for d in detectors for c in spread_columns if float(rows[d][c]) < MIN_SPREAD}
     assert not flat, f"constant detectors (score SD < {MIN_SPREAD}): {flat}"
+
+    # Issue 15: the studio generators leave no shortcut a trivial probe can find: every probe's AUC
+    # interval contains 50 on every fold.
+    probes = {r["detector"]: r for r in every if r["detector"].startswith("probe-")}
+    assert len(probes) == 6, sorted(probes)
+    auc_columns = [c for c in probes["probe-silence"] if c.endswith("/AUC") and probes["probe-silence"][c]]
+    assert len(auc_columns) >= len(spread_columns)
+    found = {(name, c): (row[f"{c}_ci_low"], row[f"{c}_ci_high"]) for name, row in probes.items()
+             for c in auc_columns if row[c] and not float(row[f"{c}_ci_low"]) <= 0.5 <= float(row[f"{c}_ci_high"])}
+    assert not found, f"shortcuts on the studio corpus (probe AUC intervals without 50): {found}"
+
+    # Issue 16: the robustness table has every detector's AUC per perturbation type on each perturbed fold.
+    for run in params["perturb"]["runs"]:
+        prefix = f"{run['protocol']}@{load_protocol(run['protocol']).version}/{run['fold']}/ROB."
+        kinds = {spec.split(":")[0] for spec in params["perturb"]["specs"]}
+        missing = [(d, kind) for d in detectors for kind in [*kinds, "MEAN", "CLEAN"]
+                   if not rows[d].get(prefix + kind.upper())]
+        assert not missing, f"empty robustness cells: {missing}"
 
 
 def test_default_dvc_repro_fills_every_cell_with_converged_detectors(tmp_path):

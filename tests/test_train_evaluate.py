@@ -214,6 +214,29 @@ def test_evaluate_a_folder_scores_every_run_below_it(shards, trained, tmp_path):
                  str(tmp_path / "r2")]) == 2
 
 
+def test_evaluate_exports_av1m_lines_that_submit_back_to_the_same_metrics(shards, trained, tmp_path):
+    """``--export-av1m``: each fold's video scores as AV-Deepfake1M ``file;score`` lines (+ the sidecar naming
+    protocol, fold and detector); ``avdf submit`` of that file reproduces the evaluation's metrics."""
+    from benchmark.cli import main
+    from benchmark.results import read_result, read_scores
+
+    params = tmp_path / "params.yaml"
+    params.write_text("evaluate: {bootstrap: 20}\n")
+    assert main(["--params", str(params), "evaluate", "--checkpoint", str(trained / "best.pt"), "--data", str(shards),
+                 "--out", str(tmp_path / "results"), "--export-av1m", str(tmp_path / "av1m")]) == 0
+    exported = tmp_path / "av1m" / "main.txt"
+    assert len(exported.read_text().splitlines()) == 4  # the fold's four test videos
+    assert main(["--params", str(params), "submit", str(exported), "--protocol", "studio-intra-group",
+                 "--manifest", str(shards / "clips.parquet"), "--out", str(tmp_path / "subs")]) == 0
+    before_path = tmp_path / "results" / "main" / "metrics.json"
+    after_path = next((tmp_path / "subs" / "spy").rglob("metrics.json"))
+    before, after = read_result(before_path), read_result(after_path)
+    assert after["fold"] == "main" and after["detector"]["weights_sha256"] == before["detector"]["weights_sha256"]
+    assert after["metrics"]["overall"] == before["metrics"]["overall"]
+    assert read_scores(after_path, after).select(["key", "score"]) == read_scores(before_path, before).select(
+        ["key", "score"])
+
+
 def test_evaluate_refuses_a_checkpoint_for_another_detector_or_protocol(shards, trained, tmp_path):
     from benchmark.evaluate import EvaluateParams, evaluate_checkpoint
     from detectors.loop import CheckpointMismatch
