@@ -147,20 +147,26 @@ def _frame_rms(audio: np.ndarray) -> np.ndarray:
     return np.sqrt(power)
 
 
-def _silence(audio: np.ndarray) -> dict[str, float]:
+def speech_bounds(audio: np.ndarray) -> tuple[int, int] | None:
+    """(first, end) sample of the sounding part of a 16 kHz clip: from its first to the end of its last
+    10 ms frame above the silence threshold (the ``silence`` facts' rule); None for a silent clip."""
     if audio.size == 0:
-        return {"leading_silence_s": 0.0, "trailing_silence_s": 0.0}
+        return None
     rms = _frame_rms(audio)
     threshold = max(rms.max() * 10 ** (SILENCE_RELATIVE_DB / 20), 10 ** (SILENCE_FLOOR_DBFS / 20))
     sound = np.flatnonzero(rms >= threshold)
-    duration = len(audio) / SAMPLE_RATE
     if sound.size == 0:
+        return None
+    return int(sound[0] * SILENCE_FRAME), min(len(audio), int((sound[-1] + 1) * SILENCE_FRAME))
+
+
+def _silence(audio: np.ndarray) -> dict[str, float]:
+    duration = len(audio) / SAMPLE_RATE
+    bounds = speech_bounds(audio)
+    if bounds is None:
         return {"leading_silence_s": duration, "trailing_silence_s": duration}
-    return {
-        "leading_silence_s": sound[0] * SILENCE_FRAME / SAMPLE_RATE,
-        # from the end of the last sounding frame (the last frame may be short: count samples, not frames)
-        "trailing_silence_s": max(0.0, duration - (sound[-1] + 1) * SILENCE_FRAME / SAMPLE_RATE),
-    }
+    # from the end of the last sounding frame (the last frame may be short: count samples, not frames)
+    return {"leading_silence_s": bounds[0] / SAMPLE_RATE, "trailing_silence_s": (len(audio) - bounds[1]) / SAMPLE_RATE}
 
 
 def _loudness(audio: np.ndarray) -> dict[str, float]:

@@ -270,3 +270,27 @@ def test_smooth_swap_flickers_less_on_real_faces(real, generators):
         out = decode_video(path)
         flicker[name] = _flicker(out, target[: len(out)], (slice(60, 220), slice(50, 210)))
     assert flicker["faceswap-smooth"] < flicker["faceswap"]
+
+
+def test_cloned_speech_keeps_the_real_clips_silences(clips, generators, tmp_path):
+    """A TTS voice clone speaks where the real speaker spoke: its leading and trailing silence are the
+    real clip's (else probe-silence tells RVFA fakes from reals by the first 0.2 s alone)."""
+    from pipeline.clip_facts import clip_facts, fact_indices
+    from pipeline.media import write_mp4
+
+    video = ping_pong(decode_video(clips["target"]), 62)  # 2.48 s
+    audio = np.zeros(len(video) * 640, np.float32)
+    lead, tail = 8000, 4000  # 0.5 s before the speech, 0.25 s after it
+    body = np.resize(decode_audio(clips["driving"]), len(audio) - lead - tail)
+    audio[lead : lead + len(body)] = body / max(1e-6, np.abs(body).max()) * 0.5
+    target = write_mp4(tmp_path / "paused.mp4", video, audio)
+    out = generators["voice"](target, None, tmp_path / "voice", source_keys=["test/paused"],
+                              text="The children played football in the park.")
+    silence = fact_indices("silence")
+
+    def silences(samples):
+        return clip_facts({"audio": samples}, {})[silence]
+
+    real, fake = silences(decode_audio(target)), silences(decode_audio(out))
+    assert real[0] >= 0.45  # the target as written: half a second of silence first
+    assert abs(fake[0] - real[0]) <= 0.03 and abs(fake[1] - real[1]) <= 0.05, (real, fake)

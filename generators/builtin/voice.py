@@ -90,6 +90,35 @@ def shift_voice(audio: np.ndarray, semitones: float) -> np.ndarray:
     return fit_duration(wsola(shifted, len(shifted) / len(audio)), len(audio))
 
 
+def over_speech_span(speech: np.ndarray, real: np.ndarray) -> np.ndarray:
+    """The synthetic speech, stretched over the real clip's own speech span and silent around it.
+
+    TTS output has its own (short) leading and trailing silence; stretched over the whole clip it would
+    start speaking at once, so a cloned voice could be told from a real one by its leading silence
+    alone (the shortcut probe ``probe-silence`` found it). The real clip keeps its pauses: the fake
+    speaks exactly where the real speaker did.
+    """
+    from pipeline.clip_facts import speech_bounds
+
+    span, own = speech_bounds(real), speech_bounds(speech)
+    if span is None or own is None:  # nothing to align to: the old whole-clip fit
+        ratio = len(speech) / max(1, len(real))
+        return wsola(speech, ratio) if 0.6 <= ratio <= 1.6 else speech
+    voiced, target = speech[own[0] : own[1]], span[1] - span[0]
+    if 0.4 <= len(voiced) / max(1, target) <= 2.5:
+        # Twice: the stretch softens the ends, so the sounding part it returns is a little short of
+        # the target; measured again and stretched once more, it ends where the real speech ends.
+        for _ in range(2):
+            voiced = wsola(voiced, len(voiced) / max(1, target))
+            bounds = speech_bounds(voiced)
+            if bounds is not None:
+                voiced = voiced[bounds[0] : bounds[1]]
+    out = np.zeros(len(real), np.float32)
+    end = min(len(real), span[0] + len(voiced))
+    out[span[0] : end] = voiced[: end - span[0]]
+    return out
+
+
 def fit_duration(audio: np.ndarray, n: int) -> np.ndarray:
     out = np.zeros(n, np.float32)
     out[: min(n, len(audio))] = audio[:n]
@@ -118,6 +147,8 @@ def synthesize(text: str) -> np.ndarray:
 
 class VoiceFake(BuiltinGenerator):
     name = "voice"
+    # 2: cloned speech over the real clip's speech span (its leading and trailing silence kept)
+    version = "2"
     kind = "voice"
     video_fake = False
     audio_fake = True
@@ -143,9 +174,7 @@ class VoiceFake(BuiltinGenerator):
             f0_fake = estimate_f0(fake)
             if f0 and f0_fake:
                 fake = shift_voice(fake, float(np.clip(12 * np.log2(f0 / f0_fake), -8, 8)))
-            ratio = len(fake) / len(real)
-            if 0.6 <= ratio <= 1.6:
-                fake = wsola(fake, ratio)
+            fake = over_speech_span(fake, real)
             mode = "tts"
         else:
             # Move low voices up and high voices down: always a different-sounding speaker.
