@@ -11,9 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 
-from benchmark.leaderboard_tables import Board, Entry
+from benchmark.leaderboard_tables import Board
 from benchmark.results import ResultsError
 
 METRIC_ORDER = ("auc", "acc", "ap", "eer", "ece", "brier")
@@ -35,21 +34,6 @@ def find_row(board: Board, spec: str) -> tuple[str, str, str]:
     return rows[0]
 
 
-def _aligned(board: Board, a: Entry, b: Entry) -> tuple[np.ndarray, np.ndarray, np.ndarray] | str:
-    ta, tb = board.scores(a), board.scores(b)
-    if ta is None or tb is None:
-        return "a result has no scores.parquet"
-    da = dict(zip(ta.column("key").to_pylist(), zip(ta.column("label").to_pylist(), ta.column("score").to_pylist())))
-    db = dict(zip(tb.column("key").to_pylist(), zip(tb.column("label").to_pylist(), tb.column("score").to_pylist())))
-    if set(da) != set(db):
-        return f"the rows were scored on different test videos ({len(da)} vs {len(db)} keys)"
-    keys = sorted(da)
-    if any(da[k][0] != db[k][0] for k in keys):
-        return "the two results label the same videos differently"
-    return (np.array([da[k][0] for k in keys]), np.array([da[k][1] for k in keys]),
-            np.array([db[k][1] for k in keys]))
-
-
 def compare(board: Board, spec_a: str, spec_b: str, *, n_resamples: int = 1000, seed: int = 0,
             alpha: float = 0.05) -> list[dict[str, Any]]:
     """One record per protocol fold both rows have: the tests, or why the fold could not be compared."""
@@ -65,7 +49,7 @@ def compare(board: Board, spec_a: str, spec_b: str, *, n_resamples: int = 1000, 
             if fold not in folds_a or fold not in folds_b:
                 continue
             record: dict[str, Any] = {"protocol": protocol[0], "version": protocol[1], "fold": fold}
-            data = _aligned(board, folds_a[fold], folds_b[fold])
+            data = board.paired_scores(folds_a[fold], folds_b[fold])
             if isinstance(data, str):
                 out.append({**record, "skipped": data})
                 continue

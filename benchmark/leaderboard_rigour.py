@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import numpy as np
 
 from benchmark.leaderboard_tables import (
     FAMILY_LAYOUT,
@@ -153,14 +152,6 @@ def shortcut_table(board: Board, section: str, protocols: list[tuple[str, str]])
 
 # --------------------------------------------------------------------------- significance
 
-def _labelled_scores(board: Board, entry) -> dict[str, tuple[int, float]] | None:
-    table = board.scores(entry)
-    if table is None:
-        return None
-    return dict(zip(table.column("key").to_pylist(),
-                    zip(table.column("label").to_pylist(), table.column("score").to_pylist())))
-
-
 def mark_significance(board: Board, table: Table, alpha: float = SIGNIFICANCE_ALPHA) -> None:
     """Mark, in place, each fold AUC column's best row and the rows not significantly below it."""
     from benchmark.metrics import MetricUndefined
@@ -175,21 +166,18 @@ def mark_significance(board: Board, table: Table, alpha: float = SIGNIFICANCE_AL
             if row.kind == SHORTCUT_KIND or row.cells[j].value is None:
                 continue
             entry = _entry(board, (row.name, row.label, row.kind), column)
-            data = _labelled_scores(board, entry) if entry is not None else None
-            if data is not None:
-                scored.append((row.cells[j].value, i, data))
+            if entry is not None and board.scores(entry) is not None:
+                scored.append((row.cells[j].value, i, entry))
         if len(scored) < 2:
             continue
-        best_value, best_i, best_data = max(scored, key=lambda t: (t[0], -t[1]))
-        keys = sorted(best_data)
-        y = np.array([best_data[k][0] for k in keys])
+        _, best_i, best = max(scored, key=lambda t: (t[0], -t[1]))
         table.rows[best_i].cells[j] = dataclasses.replace(table.rows[best_i].cells[j], mark="best")
-        for value, i, data in scored:
-            if i == best_i or sorted(data) != keys or any(data[k][0] != best_data[k][0] for k in keys):
+        for _, i, entry in scored:
+            paired = board.paired_scores(best, entry) if i != best_i else "the best row itself"
+            if isinstance(paired, str):  # other test videos: no paired test, no mark
                 continue
             try:
-                test = delong_test(y, np.array([best_data[k][1] for k in keys]),
-                                   np.array([data[k][1] for k in keys]))
+                test = delong_test(*paired)
             except MetricUndefined:  # fewer than 2 videos of a class: no test, no mark
                 continue
             if test["p_value"] >= alpha:

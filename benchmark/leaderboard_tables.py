@@ -220,6 +220,24 @@ class Board:
             self._scores[entry.path] = read_scores(entry.path, entry.result)
         return self._scores[entry.path]
 
+    def paired_scores(self, a: Entry, b: Entry) -> tuple[Any, Any, Any] | str:
+        """(labels, scores of a, scores of b) over the same test videos, sorted by key, for the paired
+        tests (DeLong, paired bootstraps); or why the two results cannot be paired."""
+        import numpy as np
+
+        ta, tb = self.scores(a), self.scores(b)
+        if ta is None or tb is None:
+            return "a result has no scores.parquet"
+        da, db = ({k: (y, s) for k, y, s in zip(*(t.column(c).to_pylist() for c in ("key", "label", "score")))}
+                  for t in (ta, tb))
+        if set(da) != set(db):
+            return f"the rows were scored on different test videos ({len(da)} vs {len(db)} keys)"
+        keys = sorted(da)
+        if any(da[k][0] != db[k][0] for k in keys):
+            return "the two results label the same videos differently"
+        return (np.array([da[k][0] for k in keys]), np.array([da[k][1] for k in keys]),
+                np.array([db[k][1] for k in keys]))
+
     def fold_average(self, row, protocol, name: str) -> dict[str, Any] | None:
         """An average over folds (AVG-FV of cross-manipulation, AVG of cross-dataset)."""
         key = (row, protocol, name)
