@@ -65,22 +65,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_trained(checkpoint: Path, detector: str | None = None) -> tuple[Any, dict[str, Any]]:
     """Rebuild the detector a checkpoint was trained as and load its weights."""
-    from detectors.loop import CheckpointMismatch, load_checkpoint
-    from detectors.registry import DETECTORS
+    from detectors.loop import load_checkpoint
 
     ckpt = load_checkpoint(checkpoint)
+    return build_trained(trained_class(ckpt, checkpoint, detector), ckpt, checkpoint), ckpt
+
+
+def trained_class(ckpt: dict[str, Any], checkpoint: Path, detector: str | None = None) -> Any:
+    """The registered detector class a loaded checkpoint was trained as (``detector``: must agree)."""
+    from detectors.loop import CheckpointMismatch
+    from detectors.registry import DETECTORS
+
     spec = ckpt.get("detector_spec") or ckpt.get("detector")
     if spec is None or "detector_config" not in ckpt:
         raise CheckpointMismatch(f"{checkpoint}: not an avdf detector checkpoint (no detector/config recorded)")
     cls = DETECTORS.get(spec)
     if detector is not None and DETECTORS.get(detector) is not cls:
         raise CheckpointMismatch(f"{checkpoint}: checkpoint is for detector {ckpt['detector']!r}, not {detector!r}")
+    return cls
+
+
+def build_trained(cls: Any, ckpt: dict[str, Any], checkpoint: Path) -> Any:
+    from detectors.loop import CheckpointMismatch
+
     model = cls.from_config_dict(ckpt["detector_config"])
     try:
         model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as exc:
         raise CheckpointMismatch(f"{checkpoint}: weights do not fit {cls.name}: {str(exc).splitlines()[0]}") from None
-    return model, ckpt
+    return model
 
 
 def segment_scores(model: Any, batches: Iterable[dict[str, Any]], device: Any) -> list[dict[str, Any]]:
@@ -122,13 +135,14 @@ def evaluate_checkpoint(checkpoint: Path, shard_dir: Path, out: Path, params: Ev
     """
     from benchmark.protocols import ProtocolError, load_protocol
     from benchmark.results import DetectorInfo, score_predictions, video_level, write_scored
-    from detectors.loop import CheckpointMismatch, resolve_device
+    from detectors.loop import CheckpointMismatch, load_checkpoint, resolve_device
     from detectors.training import input_spec_to_segments
     from pipeline.loaders import EvalLoader
     from pipeline.loading.format import CLIPS_NAME
     from pipeline.manifest import read_manifest
 
-    model, ckpt = load_trained(checkpoint, detector)
+    ckpt = load_checkpoint(checkpoint)
+    cls = trained_class(ckpt, checkpoint, detector)
     trained = ckpt.get("protocol") or {}
     name, _, version = (protocol_name or f"{trained.get('name')}@{trained.get('version', '')}").partition("@")
     if trained and name != trained.get("name"):
@@ -176,13 +190,13 @@ def evaluate_checkpoint(checkpoint: Path, shard_dir: Path, out: Path, params: Ev
                 f"{checkpoint}: trained on fold {trained_fold.name}, whose training data differs from fold {fold.name}'s"
             )
 
+    if not folds:  # before building the model: a perturbed set of other folds' clips costs nothing
+        return []
     device = resolve_device(params.device)
-    model.to(device)
+    model = build_trained(cls, ckpt, checkpoint).to(device)
     label = ckpt.get("ablation") or ckpt.get("preset")
     info = DetectorInfo(name=model.name, label=label, weights_sha256=weights_sha256(checkpoint))
     spec = input_spec_to_segments(model.inputs)
-    if not folds:
-        return []
     # Each clip is scored once, however many folds test it (cross-dataset folds share their real
     # clips): a clip's scores depend on the model and the clip only.
     loader = EvalLoader(shard_dir, spec, keys=sorted(set().union(*(fold.test for fold in folds))),
