@@ -511,7 +511,7 @@ def write_mp4(
     audio: np.ndarray | None = None,
     fps: int = FPS,
     sample_rate: int = SAMPLE_RATE,
-    crf: int = 18,
+    crf: float = 18,
     metadata: dict[str, str] | None = None,
 ) -> Path:
     """Encode (T, H, W, 3) uint8 RGB frames (+ mono float audio) to H.264 + AAC mp4.

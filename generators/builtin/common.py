@@ -12,7 +12,16 @@ import numpy as np
 from generators.base import Generator, synthetic_metadata
 from generators.cache import StageCache
 from pipeline.errors import MediaError
-from pipeline.media import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME, decode_audio, decode_video, write_mp4
+from pipeline.media import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME, decode_audio, decode_video, probe, write_mp4
+
+# A fake is encoded at the video bitrate of the clip it forges. At one fixed CRF a forged clip came out
+# ~10 % bigger than its real clip (re-encoded pixels and a redrawn mouth cost bits): a container probe
+# told the two apart by bitrate alone. x264's CRF trades rate for quality smoothly (about half the rate
+# per 6 CRF steps), so a few encodes settle the rate within RATE_TOLERANCE; the CRF sequence depends
+# only on the frames, so the same fake gets the same bytes.
+BASE_CRF = 18.0
+RATE_TOLERANCE = 0.03
+MAX_ENCODES = 4
 
 
 @dataclass
@@ -49,7 +58,9 @@ def ping_pong(frames: np.ndarray, n: int) -> np.ndarray:
 class BuiltinGenerator(Generator):
     """Base of the CPU generators: no weights, a face backend built once."""
 
-    version = "1"
+    # 2: encoded at the forged clip's video bitrate; driven mouths open as far as the studio reals'
+    # (face_geometry.MAX_LIP_DROP_IOD, jaw still)
+    version = "2"
 
     def __init__(self, face_backend: str = "mediapipe", detect_every: int = 1, max_side: int | None = None,
                  seed: int = 0) -> None:
@@ -124,12 +135,33 @@ class BuiltinGenerator(Generator):
             self.cache.store_detections(key, {i: v for i, v in memo.items() if i not in known})
         return lms
 
-    def write(self, frames: np.ndarray, audio: np.ndarray, workdir: Path, source_keys: Sequence[str],
-              **extra: str) -> Path:
+    def write(self, frames: np.ndarray, audio: np.ndarray, workdir: Path, source_keys: Sequence[str], *,
+              like: Path | None, **extra: str) -> Path:
+        """The labelled fake, encoded at the video bitrate of ``like`` (the clip it forges; None: BASE_CRF)."""
         workdir = Path(workdir)
         workdir.mkdir(parents=True, exist_ok=True)
         n = frames_for(len(audio))
         frames = ping_pong(np.asarray(frames), n) if len(frames) < n else np.asarray(frames)[:n]
         audio = np.asarray(audio, np.float32)[: n * SAMPLES_PER_FRAME]
-        return write_mp4(workdir / f"{self.name}.mp4", frames, audio, fps=FPS, sample_rate=SAMPLE_RATE,
-                         metadata=synthetic_metadata(self, source_keys, **extra))
+        return write_at_rate_of(like, workdir / f"{self.name}.mp4", frames, audio,
+                                synthetic_metadata(self, source_keys, **extra))
+
+
+def _video_kbps(path: Path) -> float | None:
+    video = probe(path).video
+    return video.bit_rate_kbps if video is not None else None
+
+
+def write_at_rate_of(like: Path | None, path: Path, frames: np.ndarray, audio: np.ndarray,
+                     metadata: dict[str, str]) -> Path:
+    """``write_mp4`` at the CRF whose video bitrate comes within RATE_TOLERANCE of ``like``'s
+    (the last of MAX_ENCODES tries otherwise; BASE_CRF where ``like`` declares no rate)."""
+    target = _video_kbps(Path(like)) if like is not None else None
+    crf = BASE_CRF
+    for _ in range(MAX_ENCODES):
+        write_mp4(path, frames, audio, fps=FPS, sample_rate=SAMPLE_RATE, crf=crf, metadata=metadata)
+        got = _video_kbps(path) if target else None
+        if not got or abs(got / target - 1) <= RATE_TOLERANCE:
+            break
+        crf = float(np.clip(round(crf + 6 * np.log2(got / target), 1), 0, 51))
+    return path

@@ -85,7 +85,7 @@ class FaceSwapLike(BuiltinGenerator):
                 continue
             aligned = _colour_transfer(aligned, frame, mask.astype(np.float32) / 255)
             out[t] = self._blend(aligned, frame, mask)
-        return self.write(out, inp.audio, workdir, source_keys, source_video=Path(source_video).name)
+        return self.write(out, inp.audio, workdir, source_keys, like=target_video, source_video=Path(source_video).name)
 
     def _blend(self, face: np.ndarray, frame: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Poisson-blend ``face`` into ``frame`` inside ``mask`` (uint8, 0/255); the smooth
@@ -109,6 +109,6 @@ class FaceSwapLike(BuiltinGenerator):
 class FaceSwapSmooth(FaceSwapLike):
     name = "faceswap-smooth"
     # 2: the feathered blend no longer reads the mask seamlessClone clobbered (version 1
-    # left the target's face nearly unchanged).
-    version = "2"
+    # left the target's face nearly unchanged). 3: see BuiltinGenerator.version.
+    version = "3"
     reenact = True

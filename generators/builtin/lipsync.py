@@ -98,7 +98,7 @@ class Wav2LipLike(BuiltinGenerator):
                 alpha = alpha[..., None]
                 result[y0:y1, x0:x1] = np.clip(low * alpha + frame[y0:y1, x0:x1] * (1 - alpha), 0, 255).astype(np.uint8)
             out[t] = result
-        return self.write(out, inp.audio, workdir, source_keys)
+        return self.write(out, inp.audio, workdir, source_keys, like=target_video)
 
 
 class VideoReTalkingLike(BuiltinGenerator):
@@ -144,4 +144,4 @@ class VideoReTalkingLike(BuiltinGenerator):
             except cv2.error:
                 blended = reposed
             out[t] = blended
-        return self.write(out, inp.audio, workdir, source_keys)
+        return self.write(out, inp.audio, workdir, source_keys, like=target_video)

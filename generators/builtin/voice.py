@@ -145,10 +145,41 @@ def synthesize(text: str) -> np.ndarray:
     return audio.astype(np.float32)
 
 
+def _rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if len(x) else 0.0
+
+
+def soft_limit(audio: np.ndarray, peak: float, knee: float = 0.7) -> np.ndarray:
+    """Samples above ``knee * peak`` bent smoothly towards ``peak`` (a limiter's soft knee);
+    the rest untouched."""
+    k = knee * peak
+    mag = np.abs(audio)
+    bent = k + (peak - k) * np.tanh((mag - k) / (peak - k))
+    return np.where(mag > k, np.sign(audio) * bent, audio)
+
+
+def at_level_of(audio: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """``audio`` at the RMS level of ``reference``, its peaks soft-limited to ``reference``'s peak
+    (unchanged where either is silent). A clone louder than the clip it replaces, or with sharper
+    peaks (TTS speech peaked 1.3 dB nearer full scale at the same RMS), is found by its level, not
+    by its voice."""
+    rms, ref_rms = _rms(audio), _rms(reference)
+    if rms == 0 or ref_rms == 0:
+        return audio
+    out = audio * (ref_rms / rms)
+    ref_peak = float(np.max(np.abs(reference)))
+    if float(np.max(np.abs(out))) > ref_peak:
+        out = soft_limit(out, ref_peak)
+        out = out * (ref_rms / _rms(out))
+    return out.astype(np.float32)
+
+
 class VoiceFake(BuiltinGenerator):
     name = "voice"
     # 2: cloned speech over the real clip's speech span (its leading and trailing silence kept)
-    version = "2"
+    # 3: at the real clip's loudness (the TTS clones came out 1.8 dB louder, peaking near full scale),
+    # and see BuiltinGenerator.version
+    version = "3"
     kind = "voice"
     video_fake = False
     audio_fake = True
@@ -181,10 +212,10 @@ class VoiceFake(BuiltinGenerator):
             direction = 1.0 if (f0 == 0 or f0 < 165) else -1.0
             fake = shift_voice(real, direction * self.semitones)
             mode = "vc"
-        fake = fit_duration(fake, len(real))
+        fake = at_level_of(fit_duration(fake, len(real)), real)
         peak = float(np.max(np.abs(fake))) if len(fake) else 0.0
         if peak > 0.99:
             fake = fake * (0.99 / peak)
         if not np.any(fake):
             raise AvdfError(f"{self.name}: produced silence for {target_video}")
-        return self.write(inp.frames, fake, workdir, source_keys, voice_mode=mode)
+        return self.write(inp.frames, fake, workdir, source_keys, like=target_video, voice_mode=mode)
