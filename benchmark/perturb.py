@@ -7,7 +7,11 @@ distortions, audio noise / codecs / band-limiting / offsets; ``perturb.all`` tak
 the test clips of every fold in ``perturb.runs`` (split on SHARDS' clips.parquet, as evaluate
 splits it) are perturbed as whole files, reals and fakes alike, on Ray (``PerturbWorker``: one
 seed per clip from ``perturb.seed`` and its key), then preprocessed and sharded with the
-``preprocess`` and ``shard`` settings of the clean corpus. Keys, labels and every manifest field
+``preprocess`` and ``shard`` settings of the clean corpus. Face detection belongs to preprocessing,
+not to the detector under test: by default (``perturb.face_track: clean``) each perturbed copy is
+cropped along its clean clip's face track, read from SHARDS, so the crops sit where the clean ones
+do and a perturbation that defeats the face detector (DeeperForensics' blur at level 3 on 96 px
+clips: every clip) does not drop clips. Keys, labels and every manifest field
 but the media stay those of the clean clip; the perturbation is recorded under
 ``extra.perturbation``. Output per spec: ``DIR/<spec>/{videos,preprocessed,shards}``;
 ``avdf evaluate --robustness DIR`` scores them. Failures are recorded per step and the stage
@@ -26,6 +30,9 @@ from pipeline.config import load_section
 log = logging.getLogger(__name__)
 
 
+FACE_TRACKS = ("clean", "detect")
+
+
 @dataclass
 class PerturbRun:
     protocol: str
@@ -41,8 +48,18 @@ class PerturbParams:
     all: bool = False  # every spec (pipeline.perturb.ALL_SPECS), whatever `specs` says
     runs: list[PerturbRun] = field(default_factory=list)  # folds whose test clips are perturbed
     seed: int = 0
+    # clean: crop each perturbed copy along its clean clip's face track (from the clean shards);
+    # detect: detect faces in the perturbed copy, like any clip (a face lost to the perturbation
+    # drops the clip, recorded as a failure, and the fold leaves the robustness table)
+    face_track: str = "clean"
     num_cpus_per_task: float = 1.0
     timeout_s: float | None = 900.0
+
+    def __post_init__(self) -> None:
+        from pipeline.errors import ConfigError
+
+        if self.face_track not in FACE_TRACKS:
+            raise ConfigError(f"perturb.face_track must be one of {FACE_TRACKS}, got {self.face_track!r}")
 
     def chosen_specs(self) -> list[str]:
         from pipeline.perturb import ALL_SPECS, DEFAULT_SPECS, parse_spec
@@ -116,7 +133,7 @@ def perturb_corpus(manifests: list[Path], shard_dir: Path, out: Path, params: Pe
         write_manifest(rows_to_table(result.rows), folder / "videos" / "manifest.parquet")
         write_failures(result.failures, folder / "videos" / "failures.parquet")
         pre = preprocess_manifest(folder / "videos" / "manifest.parquet", folder / "preprocessed", preprocess,
-                                  ray_params, address)
+                                  ray_params, address, face_tracks=shard_dir if params.face_track == "clean" else None)
         sharded = write_shards(folder / "preprocessed" / "manifest.parquet", folder / "shards", shard, sizes,
                                progress=False)
         counts[spec] = {"clips": len(items), "perturbed": len(result.rows), "preprocessed": len(pre.rows),

@@ -60,13 +60,18 @@ SUMMARY_FIELDS = (
 
 
 class PreprocessWorker:
-    """One per Ray worker process: the face backend's models load once."""
+    """One per Ray worker process: the face backend's models load once.
 
-    def __init__(self, **options: Any) -> None:
+    ``face_tracks``: a shard folder whose clips' face tracks are reused by key instead of detecting
+    faces (``preprocess_manifest``)."""
+
+    def __init__(self, face_tracks: str | None = None, **options: Any) -> None:
         from pipeline.faces import make_face_backend
 
         self.options = PreprocessOptions(**options)
-        self.backend = make_face_backend(self.options.face_backend, **self.options.face_backend_options)
+        self.face_tracks = FaceTracks(Path(face_tracks)) if face_tracks else None
+        self.backend = None if self.face_tracks else make_face_backend(self.options.face_backend,
+                                                                      **self.options.face_backend_options)
 
     def __call__(self, item: dict[str, Any], out_dir: Path) -> dict[str, Any]:
         from pipeline.preprocess_clip import preprocess_clip
@@ -74,10 +79,36 @@ class PreprocessWorker:
         item = dict(item)
         media = Path(item.pop("media_path"))
         rel = _clip_path(item["key"])
-        summary = preprocess_clip(media, out_dir / rel, self.options, self.backend, allow_silent=_video_only(item))
+        track = self.face_tracks.of(item["key"], media) if self.face_tracks else None
+        summary = preprocess_clip(media, out_dir / rel, self.options, self.backend, allow_silent=_video_only(item),
+                                  face_track=track)
         # Only what describes the result: paths and timings would make rows machine-dependent.
         described = {k: summary[k] for k in SUMMARY_FIELDS if k in summary}
         return _result_row(item, rel, described, int(summary["num_frames"]), int(summary["num_samples"]))
+
+
+class FaceTracks:
+    """The face tracks (``landmarks``, ``boxes``, ``face_found``) of a shard folder's clips, by key."""
+
+    NAMES = ("landmarks", "boxes", "face_found")
+
+    def __init__(self, shard_dir: Path) -> None:
+        from pipeline.loading.format import read_index
+        from pipeline.loading.reader import ClipReader
+
+        self.shard_dir = shard_dir
+        self.reader = ClipReader(shard_dir)
+        self.rows = {row["key"]: row for row in read_index(shard_dir).to_pylist()}
+
+    def of(self, key: str, media: Path) -> dict[str, Any]:
+        import numpy as np
+
+        from pipeline.errors import MediaError
+
+        row = self.rows.get(key)
+        if row is None:
+            raise MediaError(media, f"no face track of {key!r} in {self.shard_dir}", "no_track")
+        return {name: np.array(self.reader.array(row, name)) for name in self.NAMES}
 
 
 class SameMediaWorker:
@@ -181,9 +212,12 @@ def collect_items(manifests: Sequence[Path]) -> list[dict[str, Any]]:
 
 def preprocess_manifest(
     manifests: Path | Sequence[Path], out: Path, params: PreprocessParams, ray_params: Any = None,
-    address: str | None = None,
+    address: str | None = None, face_tracks: Path | None = None,
 ) -> Any:
-    """Run the stage; write ``out/manifest.parquet`` and ``out/failures.parquet``; return the StageResult."""
+    """Run the stage; write ``out/manifest.parquet`` and ``out/failures.parquet``; return the StageResult.
+
+    ``face_tracks``: a shard folder holding every clip's key (e.g. the clean corpus of a perturbed
+    copy of its clips): each clip is cropped along that clip's face track, and no face is detected."""
     from pipeline.manifest import Failure, check_accounting, rows_to_table, write_failures, write_manifest
     from pipeline.raycluster import RayParams
     from pipeline.runner import StageResult, run_stage
@@ -191,6 +225,8 @@ def preprocess_manifest(
     ray_params = ray_params or RayParams()
     items = collect_items([manifests] if isinstance(manifests, (str, Path)) else manifests)
     options = {f.name: getattr(params, f.name) for f in fields(PreprocessOptions)}
+    if face_tracks is not None:
+        options["face_tracks"] = str(face_tracks)
     copies = same_media(items)
 
     def stage(todo: list[dict[str, Any]], worker: str) -> StageResult:

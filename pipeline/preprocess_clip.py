@@ -30,6 +30,7 @@ shows them. A clip without audio of a video-only corpus gets a silent track
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -143,6 +144,7 @@ def preprocess_clip(
     backend: Any = None,
     allow_silent: bool = False,
     silent_reason: str = "video-only corpus",
+    face_track: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Decode, track the main face, crop, and write ``out_path`` (.npz) atomically; return a summary.
 
@@ -157,10 +159,13 @@ def preprocess_clip(
     With ``allow_silent`` (a clip of a video-only corpus, which an audio-visual
     detector must still score) a file without an audio stream gets T*640 zeros
     instead of failing ``no_audio``; the repair says so, with ``silent_reason``.
+
+    ``face_track`` (``landmarks``, ``boxes`` and ``face_found`` of these very frames, e.g. the clean
+    clip's for a perturbed copy of it) skips face detection: the crops are cut where the track says.
     """
     from pipeline.faces import make_face_backend
     from pipeline.faces.crops import CropSizes, CropWriter
-    from pipeline.faces.track import track_faces
+    from pipeline.faces.track import given_track, track_faces
 
     options = options or PreprocessOptions()
     path, out_path = Path(video_path), Path(out_path)
@@ -201,11 +206,12 @@ def preprocess_clip(
             return iter_frames(path, info=info, report=report, audio=audio)
     timings["probe_s"] = time.perf_counter() - t
 
-    if backend is None:
+    if backend is None and face_track is None:
         t = time.perf_counter()
         backend = make_face_backend(options.face_backend, **options.face_backend_options)
         timings["backend_load_s"] = time.perf_counter() - t
-    backend_name = getattr(backend, "name", type(backend).__name__)
+    backend_name = "given face track" if face_track is not None else getattr(backend, "name", type(backend).__name__)
+    detect_every = options.detect_every if face_track is None else 0
 
     frame_bytes = size[0] * size[1] * 3
     keep_frames = promised * frame_bytes <= options.max_buffer_mb * 2**20
@@ -219,13 +225,13 @@ def preprocess_clip(
         last = frame
         if keep_frames:
             frames.append(frame)
-        if i % options.detect_every == 0:
+        if detect_every and i % detect_every == 0:
             t_det = time.perf_counter()
             detections.append(backend.detect(frame))
             detect_s += time.perf_counter() - t_det
         else:
             detections.append(None)
-    if last is not None and detections[-1] is None:
+    if detect_every and last is not None and detections[-1] is None:
         # Always detect on the last frame so the end of the clip is interpolated, not extrapolated.
         t_det = time.perf_counter()
         detections[-1] = backend.detect(last)
@@ -248,9 +254,15 @@ def preprocess_clip(
         )
 
     t = time.perf_counter()
-    track = track_faces(detections, size)
+    if face_track is None:
+        track = track_faces(detections, size)
+        _check_face(path, track, options, backend_name)
+    else:
+        track = given_track(face_track["landmarks"], face_track["boxes"], face_track["face_found"])
+        if track.num_frames != num_frames:
+            raise MediaError(path, f"{num_frames} frames, but the given face track has {track.num_frames}",
+                             "track_mismatch")
     timings["track_s"] = time.perf_counter() - t
-    _check_face(path, track, options, backend_name)
 
     t = time.perf_counter()
     sizes = CropSizes(options.face_size, options.gray_face_size, options.mouth_size)

@@ -11,7 +11,7 @@ import pytest
 from benchmark.protocols import load_protocol
 from pipeline.loading.format import CLIPS_NAME
 from pipeline.manifest import read_manifest
-from studio_like import studio_clips, write_studio_shards
+from studio_like import SIZES, studio_clips, write_studio_shards
 
 PROTOCOL = "studio-intra-group"
 
@@ -124,3 +124,81 @@ def test_perturb_worker_keeps_key_and_labels_and_records_provenance(ray_session,
     assert provenance["spec"] == "snr:10" and provenance["seed"] == clip_seed(3, "t/a") and provenance["stage_seed"] == 3
     assert probe(tmp_path / "out" / row["path"]).video.num_frames == provenance["num_frames"] == 25
     assert clip_seed(3, "t/a") != clip_seed(3, "t/b") and clip_seed(3, "t/a") != clip_seed(4, "t/a")
+
+
+def test_avdf_perturb_output_goes_through_preprocess_shard_and_evaluate(ray_session, tmp_path):
+    """The seam as the DAG runs it: real mp4 clips -> preprocess -> shards -> a trained detector;
+    `perturb_corpus` perturbs, preprocesses and shards the test clips of its fold; `evaluate --robustness`
+    scores each set on the clean split: the same keys, labels and categories as the clean test set,
+    the `none` control within re-encoding noise of the clean scores, and the provenance carried through."""
+    from benchmark.evaluate import EvaluateParams, evaluate_run
+    from benchmark.perturb import PerturbParams, PerturbRun, perturb_corpus
+    from benchmark.results import read_result
+    from benchmark.train import train
+    from detectors.training import TrainParams
+    from generators.synthetic import make_talking_clip
+    from pipeline.loading.synthetic import clip_row
+    from pipeline.manifest import write_manifest
+    from pipeline.preprocess import PreprocessParams, preprocess_manifest
+    from pipeline.shards import CropSizes, ShardParams, write_shards
+
+    corpus = tmp_path / "corpus"
+    rows = []
+    for i, clip in enumerate(studio_clips()):
+        fields = {k: v for k, v in clip.items() if k not in ("key", "num_frames", "arrays")}
+        rel = f"media/{clip['key'].replace('/', '__')}.mp4"
+        # Fakes are drawn with another skin tone: something for the detector to learn.
+        make_talking_clip(corpus / rel, seconds=0.8, size=96, seed=i,
+                          skin=(150, 110, 80) if clip.get("video_fake") else (200, 160, 130))
+        rows.append(clip_row(clip["key"], rel, 20, **fields))
+    write_manifest(rows, corpus / "manifest.parquet")
+    preprocess = PreprocessParams(face_size=SIZES[0], gray_face_size=SIZES[1], mouth_size=SIZES[2], detect_every=3)
+    pre = preprocess_manifest(corpus / "manifest.parquet", tmp_path / "preprocessed", preprocess)
+    assert len(pre.rows) == len(rows) and not pre.failures
+    shards = tmp_path / "shards"
+    write_shards(tmp_path / "preprocessed" / "manifest.parquet", shards, ShardParams(), CropSizes(*SIZES), progress=False)
+    params = TrainParams(loop={"epochs": 1, "lr": 3e-3, "batch_size": 4}, segments_per_epoch=16,
+                         detector_config={"video-baseline": {"frame_size": 32, "width": 8, "depth": 2}})
+    train("video-baseline", PROTOCOL, shards, tmp_path / "model", params)
+
+    counts = perturb_corpus([corpus / "manifest.parquet"], shards, tmp_path / "perturbed",
+                            PerturbParams(specs=["none", "GB:3"], runs=[PerturbRun(PROTOCOL)], seed=5),
+                            preprocess, ShardParams())
+    test = set(load_protocol(PROTOCOL).split(read_manifest(shards / CLIPS_NAME)).fold("main").test)
+    assert counts == {spec: {"clips": len(test), "perturbed": len(test), "preprocessed": len(test), "sharded": len(test)}
+                      for spec in ("none", "GB:3")}
+
+    results = tmp_path / "results"
+    evaluate_run(tmp_path / "model" / "best.pt", shards, results, EvaluateParams(bootstrap=20), None, None, None,
+                 robustness=tmp_path / "perturbed")
+    clean = pq.read_table(results / "main" / "scores.parquet").to_pydict()
+    assert set(clean["key"]) == test
+    for folder, spec in (("none", "none"), ("GB_3", "GB:3")):
+        run = results / "robustness" / folder / "main"
+        scores = pq.read_table(run / "scores.parquet").to_pydict()
+        for column in ("key", "label", "category"):
+            assert scores[column] == clean[column], (spec, column)
+        provenance = read_result(run / "metrics.json")["extra"]["perturbation"]
+        assert provenance["spec"] == spec and provenance["stage_seed"] == 5
+    none = pq.read_table(results / "robustness" / "none" / "main" / "scores.parquet").column("score").to_numpy()
+    assert np.abs(none - np.asarray(clean["score"])).max() < 0.05
+
+
+def test_a_given_face_track_must_fit_the_frames_and_its_setting_is_checked(make_clip, tmp_path):
+    from benchmark.perturb import PerturbParams
+    from pipeline.errors import ConfigError, MediaError
+    from pipeline.preprocess_clip import PreprocessOptions, preprocess_clip
+
+    clip = make_clip("talk.mp4", duration=1)  # 25 frames, no face: only the given track places the crops
+    track = {"landmarks": np.full((25, 68, 2), 60, np.float32), "boxes": np.tile([40, 30, 100, 90], (25, 1)),
+             "face_found": np.ones(25, bool)}
+    summary = preprocess_clip(clip, tmp_path / "ok.npz", PreprocessOptions(face_size=32), face_track=track)
+    assert summary["num_frames"] == 25 and summary["backend"] == {"name": "given face track"}
+    with np.load(tmp_path / "ok.npz") as arrays:
+        assert np.array_equal(arrays["boxes"], track["boxes"]) and arrays["face"].shape == (25, 32, 32, 3)
+    short = {name: a[:20] for name, a in track.items()}
+    with pytest.raises(MediaError, match="25 frames, but the given face track has 20") as err:
+        preprocess_clip(clip, tmp_path / "bad.npz", PreprocessOptions(face_size=32), face_track=short)
+    assert err.value.error_type == "track_mismatch"
+    with pytest.raises(ConfigError, match="face_track"):
+        PerturbParams(face_track="nearest")

@@ -190,6 +190,17 @@ def _gaps(found_frames: np.ndarray, detected_on: np.ndarray, num_frames: int) ->
     return gaps
 
 
+def given_track(landmarks: np.ndarray, boxes: np.ndarray, found: np.ndarray) -> TrackResult:
+    """A face track recorded earlier (e.g. a clean clip's, for a perturbed copy of it): nothing is
+    detected now, so ``detected_on`` is all False and the frames where the face was found keep
+    their flags."""
+    found = np.asarray(found, bool)
+    return TrackResult(
+        landmarks=np.asarray(landmarks, np.float32), boxes=np.asarray(boxes, np.float32), found=found,
+        detected_on=np.zeros(len(found), bool), main_track=None, tracks=[], reason="given", gaps=[],
+    )
+
+
 def track_faces(
     detections: list[list[Face] | None],
     frame_size: tuple[int, int],
