@@ -325,9 +325,11 @@ def test_smooth_swap_flickers_less_on_real_faces(real, generators):
     assert flicker["faceswap-smooth"] < flicker["faceswap"]
 
 
-def test_cloned_speech_keeps_the_real_clips_silences(clips, generators, tmp_path):
-    """A TTS voice clone speaks where the real speaker spoke: its leading and trailing silence are the
-    real clip's (else probe-silence tells RVFA fakes from reals by the first 0.2 s alone)."""
+@pytest.mark.parametrize("text", ["The children played football in the park.", None], ids=["tts", "converted"])
+def test_cloned_speech_keeps_the_real_clips_silences(text, clips, generators, tmp_path):
+    """A voice clone (TTS, or the real speech voice-converted) speaks where the real speaker spoke: its
+    leading and trailing silence are the real clip's (else probe-silence tells fakes from reals by the
+    first 0.2 s alone: TTS clones started at once, converted ones 16 ms early in 15 of 16 studio clips)."""
     from pipeline.clip_facts import clip_facts, fact_indices
     from pipeline.media import write_mp4
 
@@ -337,8 +339,7 @@ def test_cloned_speech_keeps_the_real_clips_silences(clips, generators, tmp_path
     body = np.resize(decode_audio(clips["driving"]), len(audio) - lead - tail)
     audio[lead : lead + len(body)] = body / max(1e-6, np.abs(body).max()) * 0.5
     target = write_mp4(tmp_path / "paused.mp4", video, audio)
-    out = generators["voice"](target, None, tmp_path / "voice", source_keys=["test/paused"],
-                              text="The children played football in the park.")
+    out = generators["voice"](target, None, tmp_path / "voice", source_keys=["test/paused"], text=text)
     silence = fact_indices("silence")
 
     def silences(samples):
@@ -346,4 +347,4 @@ def test_cloned_speech_keeps_the_real_clips_silences(clips, generators, tmp_path
 
     real, fake = silences(decode_audio(target)), silences(decode_audio(out))
     assert real[0] >= 0.45  # the target as written: half a second of silence first
-    assert abs(fake[0] - real[0]) <= 0.03 and abs(fake[1] - real[1]) <= 0.05, (real, fake)
+    assert abs(fake[0] - real[0]) <= 0.01 and abs(fake[1] - real[1]) <= 0.05, (real, fake)

@@ -95,8 +95,9 @@ def over_speech_span(speech: np.ndarray, real: np.ndarray) -> np.ndarray:
 
     TTS output has its own (short) leading and trailing silence; stretched over the whole clip it would
     start speaking at once, so a cloned voice could be told from a real one by its leading silence
-    alone (the shortcut probe ``probe-silence`` found it). The real clip keeps its pauses: the fake
-    speaks exactly where the real speaker did.
+    alone (the shortcut probe ``probe-silence`` found it). A converted voice starts a little early (the
+    pitch shift smears its onset). The real clip keeps its pauses: the fake speaks exactly where the
+    real speaker did.
     """
     from pipeline.clip_facts import speech_bounds
 
@@ -178,8 +179,9 @@ class VoiceFake(BuiltinGenerator):
     name = "voice"
     # 2: cloned speech over the real clip's speech span (its leading and trailing silence kept)
     # 3: at the real clip's loudness (the TTS clones came out 1.8 dB louder, peaking near full scale),
-    # and see BuiltinGenerator.version
-    version = "3"
+    # and see BuiltinGenerator.version. 4: converted voices too over the real speech span (they began
+    # 16 ms early: the pitch shift's overlap-add smears the onset)
+    version = "4"
     kind = "voice"
     video_fake = False
     audio_fake = True
@@ -210,7 +212,7 @@ class VoiceFake(BuiltinGenerator):
         else:
             # Move low voices up and high voices down: always a different-sounding speaker.
             direction = 1.0 if (f0 == 0 or f0 < 165) else -1.0
-            fake = shift_voice(real, direction * self.semitones)
+            fake = over_speech_span(shift_voice(real, direction * self.semitones), real)
             mode = "vc"
         fake = at_level_of(fit_duration(fake, len(real)), real)
         peak = float(np.max(np.abs(fake))) if len(fake) else 0.0
