@@ -138,16 +138,42 @@ def shortcut_table(board: Board, section: str, protocols: list[tuple[str, str]])
                            snap["name"] + ("" if fold == "main" else f" {fold}") + " AUC") for fold in snap["folds"]]
     title = (f"Shortcut audit (AUC of trivial probes: silence, duration, loudness, container, A/V sync, face box; "
              f"{MARK_SYMBOLS['shortcut']} = AUC >= {100 * SHORTCUT_WARN_AUC:.0f}, the fold can be solved without looking at "
-             "the forgery)")
+             f"the forgery; {MARK_SYMBOLS['finding']} = the probe beats chance with every probe and fold of this table in "
+             f"view: Mann-Whitney p of AUC = 50, Holm-adjusted, < {SIGNIFICANCE_ALPHA})")
     table = Table(section, "shortcut", title, columns)
+    family = _holm_family(board, probes, columns)
     for probe in probes:
         cells = []
         for column in columns:
             cell = board.cell(probe, column)
-            warn = cell.value is not None and cell.value >= SHORTCUT_WARN_AUC
-            cells.append(dataclasses.replace(cell, mark="shortcut" if warn else ""))
+            p_holm = family.get((probe, column))
+            if p_holm is not None and p_holm < SIGNIFICANCE_ALPHA:
+                mark = "finding"
+            else:
+                mark = "shortcut" if cell.value is not None and cell.value >= SHORTCUT_WARN_AUC else ""
+            note = "; ".join(n for n in (cell.note, f"Holm p {p_holm:.2g}" if p_holm is not None else "") if n)
+            cells.append(dataclasses.replace(cell, mark=mark, note=note))
         table.rows.append(Row(probe[0], probe[1], probe[2], cells))
     return table
+
+
+def _holm_family(board: Board, probes: list[tuple[str, str, str]], columns: list[Column]) -> dict[tuple, float]:
+    """(probe, column) -> Holm-adjusted p-value of its AUC against 50, over every probe result of the
+    table that has scores (benchmark.shortcut_audit)."""
+    from benchmark.shortcut_audit import auc_p_value, holm
+
+    keys, p_values = [], []
+    for probe in probes:
+        for column in columns:
+            entry = board.cells.get((probe, (column.protocol, column.version)), {}).get(column.item)
+            table = board.scores(entry) if entry is not None else None
+            if table is None:
+                continue
+            labels = table.column("label").to_numpy()
+            if 0 < labels.sum() < len(labels):
+                keys.append((probe, column))
+                p_values.append(auc_p_value(labels, table.column("score").to_numpy())[1])
+    return dict(zip(keys, holm(p_values))) if keys else {}
 
 
 # --------------------------------------------------------------------------- significance

@@ -40,7 +40,7 @@ FAMILY_ORDER = ["intra", "cross-manipulation", "cross-dataset"]
 PROBE_PREFIX = "probe-"
 SHORTCUT_WARN_AUC = 0.75  # a probe AUC from which a fold is flagged
 SIGNIFICANCE_ALPHA = 0.05  # DeLong level of the "not significantly lower" marks
-MARK_SYMBOLS = {"best": "★", "tie": "≈", "shortcut": "⚠"}
+MARK_SYMBOLS = {"best": "★", "tie": "≈", "shortcut": "⚠", "finding": "‼"}
 # Column order inside a family follows the papers; studio twins sort with what they mirror.
 PROTOCOL_ORDER = ["intra-random", "intra-group", "cross-manipulation", "cross-dataset"]
 
@@ -133,7 +133,7 @@ class Cell:
     low: float | None = None
     high: float | None = None
     note: str = ""
-    mark: str = ""  # "best" | "tie" | "shortcut" (benchmark.leaderboard_rigour)
+    mark: str = ""  # "best" | "tie" | "shortcut" | "finding" (benchmark.leaderboard_rigour)
 
 
 @dataclass
@@ -398,7 +398,8 @@ def render_markdown(tables: Sequence[Table], title: str, n_results: int, created
         "each checkpoint chose on its validation split); — means no result or undefined. "
         f"{MARK_SYMBOLS['best']} best AUC of a fold; {MARK_SYMBOLS['tie']} not significantly lower than it "
         f"(DeLong's test, p >= {SIGNIFICANCE_ALPHA}, same test videos); {MARK_SYMBOLS['shortcut']} a shortcut "
-        f"probe reaches AUC >= {100 * SHORTCUT_WARN_AUC:.0f} (trivial file facts separate real from fake there).",
+        f"probe reaches AUC >= {100 * SHORTCUT_WARN_AUC:.0f} (trivial file facts separate real from fake there); "
+        f"{MARK_SYMBOLS['finding']} a probe beats chance with all the shortcut audit's tests in view (Holm).",
     ]
     section = None
     for t in tables:

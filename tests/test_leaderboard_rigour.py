@@ -23,7 +23,7 @@ POINT = {"threshold": 0.3, "rule": "eer", "target_fpr": None, "fpr": 0.0, "tpr":
 def scored(tmp_path_factory):
     """Rows with known orderings on one fold: alpha separates perfectly; beta is alpha with one
     real/fake pair swapped (not significantly worse); gamma ranks at random (significantly worse);
-    probe-silence is a shortcut probe at AUC 0.9+."""
+    probe-silence is a shortcut probe at AUC 0.9+, probe-duration one at chance."""
     root = tmp_path_factory.mktemp("rigour")
     clips = data.studio_manifest(per_group=4)
     protocol = load_protocol(PROTOCOL)
@@ -38,13 +38,16 @@ def scored(tmp_path_factory):
     beta[hi_real], beta[lo_fake] = alpha[lo_fake], alpha[hi_real]
     gamma = rng.random(len(y))
     probe = np.clip(0.45 * y + 0.5 * rng.random(len(y)), 0, 1)
-    for name, scores in {"alpha": alpha, "beta": beta, "gamma": gamma, "probe-silence": probe}.items():
+    chance = rng.random(len(y))
+    rows = {"alpha": alpha, "beta": beta, "gamma": gamma, "probe-silence": probe, "probe-duration": chance}
+    for name, scores in rows.items():
         point = POINT if name == "alpha" else None
         write_scored(root / name, score_predictions(
             protocol, fold, clips, pa.table({"key": keys, "score": scores}), detector=DetectorInfo(name, None),
             n_bootstrap=50, operating_point=point))
     out = write_leaderboard([root], tmp_path_factory.mktemp("board"), plots=True, n_bootstrap=50)
-    return {"root": root, "out": out, "y": y, "scores": {"alpha": alpha, "beta": beta, "gamma": gamma, "probe": probe}}
+    return {"root": root, "out": out, "y": y,
+            "scores": {"alpha": alpha, "beta": beta, "gamma": gamma, "probe": probe, "chance": chance}}
 
 
 def _main_table(md: str) -> dict[str, list[str]]:
@@ -75,8 +78,12 @@ def test_probes_stay_out_of_the_detector_tables_and_give_the_shortcut_row(scored
     assert probe_auc >= 0.75
     shortcut = rows["shortcut (best probe)"][3]
     assert shortcut.startswith(f"{100 * probe_auc:.1f}") and shortcut.endswith("⚠")
-    audit = md.split("### Shortcut audit")[1]
-    assert "| probe-silence |" in audit and "⚠" in audit
+    audit = {r[0]: r for r in ([c.strip() for c in line.strip().strip("|").split("|")]
+                               for line in md.split("### Shortcut audit")[1].splitlines() if line.startswith("| probe-"))}
+    # Detector | Label | AUC: the separating probe beats chance with both probes' tests in view (Holm);
+    # the other does not.
+    assert audit["probe-silence"][2].endswith("‼")
+    assert not audit["probe-duration"][2].endswith(("‼", "⚠"))
 
 
 def test_operating_point_and_calibration_columns(scored):
