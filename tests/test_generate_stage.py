@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from generators.registry import GENERATORS
 from generators.stage import GenerateParams, generate_recipe, plan
 from generators.synthetic import talking_corpus
 from pipeline.clip import Clip
@@ -55,7 +56,7 @@ def test_cmdfd_stage_end_to_end(ray_session, real_manifest, tmp_path):
     for c in fakes:
         media = out / "cmdfd" / c.path
         assert media.exists() and read_tags(media)["avdf_synthetic"] == "1"
-        assert c.generator == "wav2lip@1" and c.fps == 25 and c.sample_rate == 16000 and c.sha256
+        assert c.generator == f"wav2lip@{GENERATORS.get('wav2lip').version}" and c.fps == 25 and c.sample_rate == 16000 and c.sha256
         assert c.source_keys[0].startswith(f"voxceleb2/{c.identity}/")
         assert json.loads(c.extra)["target_key"] in {o.source_keys[0] for o in origins}
     assert len(read_failures(out / "cmdfd" / "failures.parquet")) == 2
