@@ -165,7 +165,7 @@ def _holm_family(board: Board, probes: list[tuple[str, str, str]], columns: list
     keys, p_values = [], []
     for probe in probes:
         for column in columns:
-            entry = board.cells.get((probe, (column.protocol, column.version)), {}).get(column.item)
+            entry = _entry(board, probe, column)
             table = board.scores(entry) if entry is not None else None
             if table is None:
                 continue

@@ -11,6 +11,7 @@ by facts that say nothing about a forgery.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,7 +77,7 @@ def probe_tests(probe_results: Path) -> list[ProbeTest]:
     if not tests:
         raise FileNotFoundError(f"{probe_results}: no probe scores (<probe>/<protocol>/<fold>/<fold>/{SCORES})")
     adjusted = holm([t.p for t in tests])
-    return [ProbeTest(**{**t.__dict__, "p_holm": float(a)}) for t, a in zip(tests, adjusted)]
+    return [dataclasses.replace(t, p_holm=float(a)) for t, a in zip(tests, adjusted)]
 
 
 def findings(probe_results: Path, alpha: float = 0.05) -> list[ProbeTest]:
