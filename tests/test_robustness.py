@@ -167,6 +167,10 @@ def test_avdf_perturb_output_goes_through_preprocess_shard_and_evaluate(ray_sess
     test = set(load_protocol(PROTOCOL).split(read_manifest(shards / CLIPS_NAME)).fold("main").test)
     assert counts == {spec: {"clips": len(test), "perturbed": len(test), "preprocessed": len(test), "sharded": len(test)}
                       for spec in ("none", "GB:3")}
+    # Once sharded, a spec keeps its shards and its tables, not its perturbed videos and .npz (keep_media false).
+    kept = {p.relative_to(tmp_path / "perturbed").parts[1:] for p in (tmp_path / "perturbed").rglob("*") if p.is_file()}
+    assert {"videos", "preprocessed"} <= {parts[0] for parts in kept if parts[-1].endswith(".parquet")}
+    assert {parts[0] for parts in kept if not parts[-1].endswith(".parquet")} == {"shards"}, sorted(kept)
 
     results = tmp_path / "results"
     evaluate_run(tmp_path / "model" / "best.pt", shards, results, EvaluateParams(bootstrap=20), None, None, None,
