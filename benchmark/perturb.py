@@ -55,8 +55,7 @@ class PerturbParams:
     face_track: str = "clean"
     # false: once a spec's shards are written, its perturbed videos and per-clip .npz files are deleted
     # (the shards hold every array and the clip's provenance; the manifests and failure tables stay).
-    # In the default DAG they are 4,596 of the stage's 4,660 files (DVC hashes each at every status)
-    # and half its 4.4 GB.
+    # They are nearly all of the stage's files, which DVC hashes at every status (figures: params.yaml).
     keep_media: bool = False
     num_cpus_per_task: float = 1.0
     timeout_s: float | None = 900.0
