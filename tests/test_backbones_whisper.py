@@ -104,6 +104,18 @@ def test_log_mel_matches_transformers_feature_extractor(speechlike):
     assert torch.allclose(batch[0], log_mel(speechlike), atol=1e-6)
 
 
+@pytest.mark.parametrize("pad_to_30s", [True, False])
+def test_log_mel_is_openai_whispers_bit_for_bit(speechlike, pad_to_30s):
+    """``log_mel`` computes Whisper's features itself (importing the whisper package costs 0.15 s at
+    every process start); they must be openai-whisper's, to the bit, padded or not, 80 or 128 bands."""
+    from whisper.audio import N_SAMPLES, log_mel_spectrogram, pad_or_trim
+
+    audio = torch.as_tensor(speechlike[:N_SAMPLES - 12_345] if pad_to_30s else speechlike[:10_240])
+    for n_mels in (80, 128):
+        ref = log_mel_spectrogram(pad_or_trim(audio) if pad_to_30s else audio, n_mels=n_mels)
+        assert torch.equal(log_mel(audio, n_mels=n_mels, pad_to_30s=pad_to_30s), ref)
+
+
 def test_hf_folder_round_trip(tmp_path, speechlike):
     enc = tiny_whisper_encoder(seed=5)
     write_hf_whisper_folder(enc, tmp_path / "hf")
