@@ -16,7 +16,10 @@ and dark FaceMesh crops are contrast-normalised first (see ``MediapipeBackend``)
 """
 from __future__ import annotations
 
+import importlib.util
 import math
+import sys
+import types
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -74,6 +77,42 @@ NMS_IOU = 0.3
 # 14.4 -> 15.4 per mille IOD; normalising only after a plain FaceMesh failure mixes
 # normalised and plain frames (dim DFDC jitter 21.6 -> 23.1). So: a fixed cut, low.
 DARK_LUMA = 45.0
+
+
+class _LazyModule(types.ModuleType):
+    """A module whose code runs on the first lookup of a name it does not have yet.
+
+    Unlike ``importlib.util.LazyLoader``, whose module loads on any attribute access, including
+    the ``__spec__`` that every later ``import`` statement of it reads, this one stays unloaded
+    through imports: only the module's own names (``plt.figure``) load it.
+    """
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "__path__":  # asked by the import system of every module; pyplot is no package
+            raise AttributeError(name)
+        self.__class__ = types.ModuleType
+        self.__spec__.loader.exec_module(self)
+        return getattr(self, name)
+
+
+def _import_mediapipe() -> Any:
+    """``import mediapipe``, with matplotlib.pyplot made lazy first.
+
+    mediapipe's package imports its drawing helpers, and they import pyplot (0.2-0.3 s, over half
+    of mediapipe's import, on the critical path of a cold ``avdf detect``), though nothing here
+    draws. pyplot's code runs on its first use instead, so code in the same process that does
+    plot is unaffected.
+    """
+    if "mediapipe" not in sys.modules and "matplotlib.pyplot" not in sys.modules:
+        spec = importlib.util.find_spec("matplotlib.pyplot")
+        if spec is not None and spec.loader is not None:
+            module = importlib.util.module_from_spec(spec)
+            module.__class__ = _LazyModule
+            sys.modules["matplotlib.pyplot"] = module
+            sys.modules["matplotlib"].pyplot = module
+    import mediapipe
+
+    return mediapipe
 
 
 def _clahe_luma(rgb: np.ndarray) -> np.ndarray:
@@ -215,7 +254,7 @@ class MediapipeBackend(FaceBackend):
         tiles: bool = True,
         dark_luma: float = DARK_LUMA,
     ) -> None:
-        import mediapipe as mp  # heavy: import only when a backend is built
+        mp = _import_mediapipe()  # heavy: import only when a backend is built
         from mediapipe.python.solution_base import SolutionBase
 
         if model_selection not in ("auto", 0, 1):
