@@ -21,16 +21,17 @@ from __future__ import annotations
 import json
 import math
 import os
+import queue
 import re
 import subprocess
 import tempfile
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import ffmpeg
 import numpy as np
@@ -321,6 +322,56 @@ class _StderrDrain:
     def text(self) -> bytes:
         """The first and last lines (for the reason of a failure), each once."""
         return "\n".join(dict.fromkeys([*self.first, *self.last])).encode()
+
+
+T = TypeVar("T")
+_END = object()
+
+
+def read_ahead(items: Generator[T, None, None], depth: int = 6) -> Iterator[T]:
+    """Run ``items`` on a thread, up to ``depth`` items ahead of the consumer.
+
+    For ``iter_frames``: ffmpeg decodes and the pipe is read (both outside the GIL) while the
+    consumer works on earlier frames (face detection), instead of each waiting for the other
+    through a 64 KiB pipe. Errors are raised in the consumer; a consumer that stops early stops
+    the thread, which closes ``items`` (ending ffmpeg) on its own side.
+    """
+    slots: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(entry: tuple[Any, BaseException | None]) -> bool:
+        while not stop.is_set():
+            try:
+                slots.put(entry, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+            put((_END, None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
+            put((_END, exc))
+        finally:
+            items.close()
+
+    thread = threading.Thread(target=produce, name="avdf-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = slots.get()
+            if item is _END:
+                if error is not None:
+                    raise error
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 def iter_frames(

@@ -50,6 +50,7 @@ from pipeline.media import (
     fit_length,
     iter_frames,
     probe,
+    read_ahead,
 )
 
 # A file yielding fewer frames than this share of what its duration promises is truncated (as in media.decode_video).
@@ -183,7 +184,7 @@ def preprocess_clip(
         repairs = ["frame folder: 16 frames in 4 evenly spaced groups of 4, each with its own audio window"]
 
         def frames_of(report: DecodeReport | None = None, audio: AudioCapture | None = None) -> Any:
-            return iter(folder_frames)
+            yield from folder_frames
     else:
         info = probe(path)
         if info.video is None:
@@ -221,7 +222,7 @@ def preprocess_clip(
     t = time.perf_counter()
     last = None
     decode = DecodeReport()
-    for i, frame in enumerate(frames_of(decode, capture)):
+    for i, frame in enumerate(read_ahead(frames_of(decode, capture))):
         last = frame
         if keep_frames:
             frames.append(frame)

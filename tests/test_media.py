@@ -14,6 +14,7 @@ from pipeline.media import (
     fit_length,
     iter_frames,
     probe,
+    read_ahead,
     read_tags,
     write_mp4,
 )
@@ -90,6 +91,40 @@ def test_iter_frames_streams_in_constant_memory(make_clip):
     path = make_clip("stream.mp4", duration=2, size="320x240")
     first = next(iter_frames(path, size=(32, 24)))
     assert first.shape == (24, 32, 3)
+
+
+def test_read_ahead_gives_every_frame_and_the_decode_report(tmp_path):
+    from pipeline.media import AudioCapture, DecodeReport
+
+    path = write_mp4(tmp_path / "a.mp4", _moving_frames(30), np.zeros(30 * SAMPLES_PER_FRAME, np.float32))
+    report, audio = DecodeReport(), AudioCapture()
+    ahead = list(read_ahead(iter_frames(path, report=report, audio=audio), depth=2))
+    assert np.array_equal(np.stack(ahead), np.stack(list(iter_frames(path))))
+    assert report.errors == 0 and audio.samples is not None and len(audio.samples) == 30 * SAMPLES_PER_FRAME
+
+
+def test_read_ahead_raises_the_producers_error_and_stops_it_when_the_consumer_stops():
+    def failing():
+        yield 1
+        raise MediaError("x.mp4", "corrupt", "decode")
+
+    with pytest.raises(MediaError, match="corrupt"):
+        list(read_ahead(failing()))
+    closed = []
+
+    def endless():
+        try:
+            i = 0
+            while True:
+                yield i
+                i += 1
+        finally:
+            closed.append(True)  # iter_frames ends ffmpeg here
+
+    frames = read_ahead(endless(), depth=3)
+    assert [next(frames) for _ in range(5)] == [0, 1, 2, 3, 4]
+    frames.close()
+    assert closed == [True]
 
 
 def test_fit_length():
