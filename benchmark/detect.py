@@ -14,6 +14,12 @@ part's own wall time (``load`` includes importing torch and the detectors), so
 ``load`` + ``preprocess`` can exceed ``total``. The face detector's native start-up log
 lines are kept off stderr (``pipeline.native_logs``) unless ``--debug``.
 
+The first run with a checkpoint (up to ``trace_max_mb``, on the CPU) scores with the eager
+detector, then traces its ``predict`` and keeps the trace in the user cache when it gives the same
+scores bit for bit (``detectors.traced``). Later runs load that trace with torch alone instead of
+importing the detector's code (``transformers`` for CLIP and Whisper: about 2 s). The result's
+``inference`` says which path scored.
+
 ``--timeline`` also prints each segment's span and score (``benchmark.timeline``);
 ``--localisation-json PATH`` writes them as AV-Deepfake1M's localisation JSON
 (``{video file name: [[score, start_s, end_s], ...]}``, highest score first).
@@ -49,6 +55,10 @@ class DetectParams:
     threshold: float | None = None
     batch_size: int = 16
     device: str = "auto"
+    # Checkpoints up to this size get a traced copy in the user cache (detectors.traced); 0: never.
+    # The tiny presets' are a few MB; a paper-size one would be copied whole for little gain, since
+    # reading its weights, not importing code, is what its load costs.
+    trace_max_mb: float = 256.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -82,7 +92,7 @@ def detect_video(video: Path, checkpoint: Path, params: DetectParams, preprocess
         with tempfile.TemporaryDirectory(prefix="avdf-detect-") as tmp:
             pending = pool.apply_async(_preprocess_file, (Path(video), Path(tmp) / "clip.npz", options))
             # A bad checkpoint is reported first, as when it loaded before the video (the child is stopped).
-            (model, point, segment_scores), load_s = _timed(_load_detector, checkpoint, detector)
+            (model, point, segment_scores, untraced), load_s = _timed(_load_detector, checkpoint, detector, params)
             summary, preprocess_s = pending.get()
             with np.load(Path(tmp) / "clip.npz") as npz:
                 arrays = {name: npz[name] for name in npz.files}
@@ -104,6 +114,7 @@ def detect_video(video: Path, checkpoint: Path, params: DetectParams, preprocess
     batches = [collate_segments(segments[i : i + params.batch_size]) for i in range(0, len(segments), params.batch_size)]
     device = resolve_device(params.device)
     rows = segment_scores(model.to(device), batches, device)
+    inference = "traced (cached)" if untraced is None else "eager"
     scores = {name: float(np.mean([r[name] for r in rows])) for name in rows[0] if name != "key"}
     from benchmark.timeline import as_dicts, segment_timeline
 
@@ -112,6 +123,11 @@ def detect_video(video: Path, checkpoint: Path, params: DetectParams, preprocess
     timeline = segment_timeline(spec.eval_starts(n), length, n, [r["score"] for r in rows])
     threshold, threshold_source = verdict_threshold(params.threshold, point)
     t_end = time.perf_counter()
+    seconds = {"load": round(load_s, 3), "preprocess": round(preprocess_s, 3),
+               "score": round(t_end - t_ready, 3), "total": round(t_end - t0, 3)}
+    if untraced is not None and untraced.entry is not None:
+        inference = _trace_for_next_time(model, batches, untraced)
+        seconds["trace"] = round(time.perf_counter() - t_end, 3)
     return {
         "video": str(video),
         "detector": model.name,
@@ -125,8 +141,8 @@ def detect_video(video: Path, checkpoint: Path, params: DetectParams, preprocess
         "face_fraction": summary.get("face_fraction"),
         "repairs": summary["repairs"],
         "notes": _notes(summary),
-        "seconds": {"load": round(load_s, 3), "preprocess": round(preprocess_s, 3),
-                    "score": round(t_end - t_ready, 3), "total": round(t_end - t0, 3)},
+        "inference": inference,
+        "seconds": seconds,
     }
 
 
@@ -139,13 +155,66 @@ def verdict_threshold(override: float | None, point: dict[str, Any] | None) -> t
     return 0.5, "default 0.5 (the checkpoint carries no operating point)"
 
 
-def _load_detector(checkpoint: Path, detector: str | None) -> tuple[Any, dict[str, Any] | None, Callable[..., Any]]:
-    """(the trained detector, its operating point, the segment scorer); the import of torch and the
-    detectors counts as loading."""
+@dataclass
+class _Untraced:
+    """An eager detector's checkpoint, and the cache file its trace may go to (None: not to be traced)."""
+
+    checkpoint: dict[str, Any]
+    entry: tuple[Path, str] | None  # (cache file, checkpoint SHA-256)
+
+
+def _trace_cache(checkpoint: Path, params: DetectParams) -> Path | None:
+    """The cache folder for this checkpoint's trace, or None when it is not to be traced (turned off,
+    scoring on a GPU, or a checkpoint over ``trace_max_mb``)."""
+    from detectors.loop import resolve_device
+    from pipeline.user_cache import user_cache_dir
+
+    if params.trace_max_mb <= 0 or resolve_device(params.device).type != "cpu" or not checkpoint.is_file():
+        return None
+    return user_cache_dir() if checkpoint.stat().st_size <= params.trace_max_mb * 2**20 else None
+
+
+def _load_detector(checkpoint: Path, detector: str | None, params: DetectParams
+                   ) -> tuple[Any, dict[str, Any] | None, Callable[..., Any], _Untraced | None]:
+    """(the trained detector, its operating point, the segment scorer, None when it is a cached trace);
+    the import of torch and the detectors counts as loading."""
     from benchmark.evaluate import load_trained, segment_scores
 
+    entry = None
+    cache = _trace_cache(checkpoint, params)
+    if cache is not None:
+        from detectors.traced import cache_entry, load_traced
+
+        entry = cache_entry(cache, checkpoint)
+        traced = load_traced(*entry)
+        # --detector is checked against the registry by the eager path: a trace only answers for its own name.
+        if traced is not None and detector in (None, traced.name, traced.meta.get("detector_spec")):
+            return traced, traced.meta.get("operating_point"), segment_scores, None
     model, ckpt = load_trained(checkpoint, detector)
-    return model, ckpt.get("operating_point"), segment_scores
+    return model, ckpt.get("operating_point"), segment_scores, _Untraced(ckpt, entry)
+
+
+def _trace_for_next_time(model: Any, batches: list[dict[str, Any]], untraced: _Untraced) -> str:
+    """Trace ``model`` and cache it when it scores as the eager one did; what ``inference`` reports."""
+    import torch
+
+    from detectors.traced import TraceMismatch, save_traced, trace_predict
+
+    inputs = batches[0]["inputs"]
+    # The video's own batch, one of 1 segment and one of n + 1: a size frozen into the trace shows.
+    checks = [inputs, {k: v[:1] for k, v in inputs.items()},
+              {k: torch.cat([v, v[:1]]) for k, v in inputs.items()}]
+    path, digest = untraced.entry
+    try:
+        module = trace_predict(model, checks)
+    except TraceMismatch as exc:
+        return f"eager (not traced: {exc})"
+    except Exception as exc:  # noqa: BLE001 - a detector TorchScript cannot trace is scored eagerly, as always
+        return f"eager (not traced: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+    ckpt = untraced.checkpoint
+    save_traced(path, module, model, digest, {"operating_point": ckpt.get("operating_point"),
+                                               "detector_spec": ckpt.get("detector_spec") or ckpt.get("detector")})
+    return f"eager; traced for the next run ({path})"
 
 
 def _preprocess_file(video: Path, out: Path, options: Any) -> tuple[dict[str, Any], float]:

@@ -12,6 +12,15 @@ import pytest
 SHARED_MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def user_cache(tmp_path_factory) -> Path:
+    """avdf's user cache (traced detectors, the joined packaged Whisper) in a folder of the session,
+    never the tester's ~/.cache: the tests leave nothing there and find nothing left by earlier runs."""
+    folder = tmp_path_factory.mktemp("user-cache")
+    os.environ["AVDF_CACHE_DIR"] = str(folder)  # inherited by subprocesses and Ray workers
+    return folder
+
+
 @pytest.fixture(scope="session")
 def ray_session():
     """One local Ray for the whole test session (2 CPUs, loopback, small object store)."""

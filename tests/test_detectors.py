@@ -105,6 +105,23 @@ def test_forward_backward_predict(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_a_traced_detector_scores_as_the_eager_one(name, tmp_path):
+    """``avdf detect``'s cached trace (detectors.traced) of every detector: traced on one batch size,
+    saved and read back, it gives the eager scores bit for bit on other sizes."""
+    from detectors.traced import load_traced, save_traced, trace_predict
+
+    model = build(name).eval()
+    batches = [make_batch(model, labels, seed)["inputs"]
+               for seed, labels in enumerate((LABELS, torch.tensor([1]), torch.tensor([0, 1, 1, 0, 1, 0])))]
+    module = trace_predict(model, batches[:2])
+    traced = load_traced(save_traced(tmp_path / "traced.pt", module, model, "sha"), "sha")
+    assert traced is not None and traced.name == model.name and traced.inputs == model.inputs
+    eager = model.predict(batches[2])
+    again = traced.predict(batches[2])
+    assert set(again) == set(eager) and all(torch.equal(again[k], eager[k]) for k in eager)
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_from_preset_is_strict(name):
     cls = DETECTORS.get(name)
     with pytest.raises(ConfigError):

@@ -8,7 +8,6 @@ frames → 32 positions) by slicing the positional embeddings instead of padding
 """
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +26,7 @@ from detectors.backbones.weights import (
 )
 # The log-mel front end lives in the pipeline (the loaders compute it); re-exported as the backbone's input.
 from pipeline.audio_features import HOP_LENGTH, N_SAMPLES_30S, SAMPLE_RATE, log_mel  # noqa: F401
+from pipeline.user_cache import user_cache_dir
 
 if TYPE_CHECKING:
     import numpy as np
@@ -234,13 +234,6 @@ def load_whisper_encoder(
 
 # --- the packaged Whisper-base ---------------------------------------------------------------
 
-def default_cache_dir() -> Path:
-    """``$AVDF_CACHE_DIR``, else ``$XDG_CACHE_HOME/avdf``, else ``~/.cache/avdf``."""
-    if os.environ.get("AVDF_CACHE_DIR"):
-        return Path(os.environ["AVDF_CACHE_DIR"])
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "avdf"
-
-
 def _package_data(name: str) -> Path:
     import importlib.util
 
@@ -266,7 +259,7 @@ def whisper_base_from_packages(cache_dir: str | Path | None = None) -> Path:
     parts = sorted((p for d in data for p in d.glob("model.bin.part*")), key=lambda p: int(p.name.rsplit("part", 1)[1]))
     if [p.name for p in parts] != ["model.bin.part1", "model.bin.part2"]:
         raise BackboneError(f"packaged Whisper-base: expected model.bin.part1 and part2, found {[p.name for p in parts]}")
-    dest = Path(cache_dir) if cache_dir else default_cache_dir() / "whisper-base-ct2"
+    dest = Path(cache_dir) if cache_dir else user_cache_dir() / "whisper-base-ct2"
     dest.mkdir(parents=True, exist_ok=True)
     for name in _CT2_SIDE_FILES:
         src = next((d / name for d in data if (d / name).exists()), None)
@@ -335,7 +328,7 @@ def write_hf_whisper_folder(encoder: "WhisperEncoder", folder: str | Path) -> Pa
 
 
 __all__ = [
-    "WHISPER_PRESETS", "TINY_WHISPER", "build_whisper_encoder", "default_cache_dir", "encode", "load_ct2_whisper_encoder",
+    "WHISPER_PRESETS", "TINY_WHISPER", "build_whisper_encoder", "encode", "load_ct2_whisper_encoder",
     "load_whisper_encoder",
     "log_mel", "openai_whisper_to_hf", "tiny_whisper_encoder", "whisper_base_from_packages", "whisper_config",
     "write_hf_whisper_folder",
