@@ -91,11 +91,19 @@ class RunsFailed(AvdfError):
 
 
 def run_all(name_of: Sequence[str], fn: Callable[..., Any], args: Sequence[tuple], plan: Plan,
-            on_done: Callable[[str, Any, float], None] | None = None) -> dict[str, Any]:
+            on_done: Callable[[str, Any, float], None] | None = None,
+            costs: Sequence[float] | None = None) -> dict[str, Any]:
     """``fn(*args[i])`` for every i, ``plan.jobs`` at a time; -> {name: result}. ``fn`` must be a
-    module-level function (workers are spawned: nothing is inherited from this process)."""
+    module-level function (workers are spawned: nothing is inherited from this process).
+
+    ``costs`` (e.g. each training run's epochs): the runs start longest first, so that no long run
+    starts last while the other workers run out of work (longest-processing-time order). Each run
+    computes what it computes whatever the order."""
     import multiprocessing
 
+    if costs is not None:
+        order = sorted(range(len(args)), key=lambda i: -costs[i])  # stable: equal costs keep their order
+        name_of, args = [name_of[i] for i in order], [args[i] for i in order]
     results: dict[str, Any] = {}
     failures: dict[str, str] = {}
     level = logging.getLogger().getEffectiveLevel()

@@ -133,11 +133,12 @@ def train_grid(detector: str, shard_dir: Path, out: Path, params: Any, preset: s
     device = effective_loop(DETECTORS.get(detectors[0]), params, preset).params.device
     plan = plan_jobs(len(runs) * len(detectors), params.jobs, device)
     print(f"train {detector}: {len(detectors)} detector(s) x {len(runs)} runs, {plan.describe()}", flush=True)
-    names, jobs = [], []
+    names, jobs, epochs = [], [], []
     for name in detectors:
         root, logs = (out / name, history_dir / name if history_dir else None) if several else (out, history_dir)
         for r, run_name in zip(runs, run_names):
             names.append(f"{name}/{run_name}" if several else run_name)
+            epochs.append(effective_loop(DETECTORS.get(name), params, preset, run=(r.protocol, r.fold)).params.epochs)
             jobs.append((name, r.protocol, r.fold, shard_dir, root / r.protocol / r.fold, params, preset, ablation,
                          logs / r.protocol / f"{r.fold}.json" if logs else None, plan.jobs == 1))
     finished = 0
@@ -148,7 +149,7 @@ def train_grid(detector: str, shard_dir: Path, out: Path, params: Any, preset: s
         print(f"train {detector} [{finished}/{len(names)}] {name}: {_summary(metrics)}", flush=True)
 
     start = time.perf_counter()
-    results = run_all(names, train_run, jobs, plan, on_done=report)
+    results = run_all(names, train_run, jobs, plan, on_done=report, costs=epochs)
     print(f"train {detector}: {len(results)} runs in {time.perf_counter() - start:.1f} s ({plan.describe()}) -> {out}")
     return results
 

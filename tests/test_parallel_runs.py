@@ -102,3 +102,11 @@ def test_a_grid_of_several_detectors_shares_one_pool_and_each_gets_its_folder(sh
         assert (tmp_path / "logs" / name / "studio-intra-random" / "main.json").exists()
     out = capfd.readouterr().out
     assert all(f"{name}/studio-intra-random/main: " in out for name in probes[:2])
+
+
+def test_the_longest_runs_start_first(shards, tmp_path, capfd):
+    """Longest first (by each run's own epochs): a long run started last would leave the other workers idle."""
+    runs = [TrainRun("studio-intra-random", "main"), TrainRun("studio-intra-group", "main", loop={"epochs": 2})]
+    train_grid("video-baseline", shards, tmp_path, _params(runs, jobs=1))
+    out = capfd.readouterr().out
+    assert "[1/2] studio-intra-group/main: 2 epochs" in out and "[2/2] studio-intra-random/main: 1 epochs" in out
