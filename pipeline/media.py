@@ -475,6 +475,8 @@ def decode_video(
     num_frames: int | None = None,
     min_fraction: float = 0.9,
     report: DecodeReport | None = None,
+    info: Probe | None = None,
+    audio: AudioCapture | None = None,
 ) -> np.ndarray:
     """Decode a whole video to (T, H, W, 3) uint8 at ``fps``.
 
@@ -482,11 +484,13 @@ def decode_video(
     yields fewer than ``min_fraction`` of the expected frames is reported as
     truncated. With ``num_frames`` the result is trimmed or padded (by
     repeating the last frame) to exactly that many frames. ``report`` receives
-    ffmpeg's decode-error count (see ``DecodeReport``).
+    ffmpeg's decode-error count (see ``DecodeReport``). Pass the file's ``probe``
+    as ``info`` to skip probing it again, and an ``AudioCapture`` to get its audio
+    from the same ffmpeg run (``iter_frames``).
     """
-    info = probe(path)
+    info = info or probe(path)
     stream = _require_video(info)
-    frames = list(iter_frames(path, fps=fps, size=size, crop=crop, info=info, report=report))
+    frames = list(iter_frames(path, fps=fps, size=size, crop=crop, info=info, report=report, audio=audio))
     expected = expected_frames(_video_duration(info, stream), fps)
     if not frames:
         raise MediaError(path, "video stream has no decodable frames (truncated or corrupt)", "truncated")

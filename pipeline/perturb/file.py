@@ -28,7 +28,7 @@ import numpy as np
 
 from pipeline.atomic import atomic_path
 from pipeline.errors import MediaError
-from pipeline.media import FPS, SAMPLE_RATE, decode_audio, decode_video, probe, write_mp4
+from pipeline.media import FPS, SAMPLE_RATE, AudioCapture, decode_video, probe, write_mp4
 from pipeline.perturb.audio import apply_audio
 from pipeline.perturb.spec import MIXED, NONE, PerturbSpec, resolve
 from pipeline.perturb.video import DF_FUNCTIONS, apply_video
@@ -56,8 +56,10 @@ def perturb_file(src: Path, dst: Path, spec: PerturbSpec, seed: int, crf: int = 
     done = resolve(spec, rng)
     if info.audio is None and done.modality == "audio":
         raise MediaError(src, f"no audio stream to apply {done} to", "no_audio")
-    frames = decode_video(src)
-    audio = decode_audio(src, info=info) if info.audio is not None else None
+    # One probe and one ffmpeg run for picture and sound: process starts are most of a short clip's cost.
+    capture = AudioCapture() if info.audio is not None else None
+    frames = decode_video(src, info=info, audio=capture)
+    audio = capture.samples if capture is not None else None
     if done.modality == "audio":
         audio = apply_audio(audio, done.kind, done.level, rng)  # type: ignore[arg-type]
     else:
