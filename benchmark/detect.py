@@ -124,7 +124,8 @@ def detect_video(video: Path, checkpoint: Path, params: DetectParams, preprocess
     threshold, threshold_source = verdict_threshold(params.threshold, point)
     t_end = time.perf_counter()
     seconds = {"load": round(load_s, 3), "preprocess": round(preprocess_s, 3),
-               "score": round(t_end - t_ready, 3), "total": round(t_end - t0, 3)}
+               "score": round(t_end - t_ready, 3), "total": round(t_end - t0, 3),
+               "preprocess_parts": summary["timings"]}
     if untraced is not None and untraced.entry is not None:
         inference = _trace_for_next_time(model, batches, untraced)
         seconds["trace"] = round(time.perf_counter() - t_end, 3)

@@ -77,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
             s = result["seconds"]
             rows.append({"wall": wall, "cpu": cpu, "startup": wall - s["total"] - s.get("trace", 0.0),
                          **{k: s[k] for k in ("load", "preprocess", "score", "total")},
+                         **{f"pre_{k}": v for k, v in s["preprocess_parts"].items()},
                          "stderr_lines": len(proc.stderr.splitlines()), "inference": result["inference"]})
     first, rows = rows[0], rows[1:]
     med = {k: statistics.median(r[k] for r in rows) for k in rows[0] if k != "inference"}
@@ -90,6 +91,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"  start-up   {med['startup']:6.2f} s   (bare interpreter {bare:.2f} s)")
     print(f"  load       {med['load']:6.2f} s   (imports + weights, beside preprocess, which runs in a child process)")
     print(f"  preprocess {med['preprocess']:6.2f} s   = {med['preprocess'] / decode:.1f}x decode-only ({decode:.2f} s)")
+    parts = {k.removeprefix("pre_").removesuffix("_s"): v for k, v in med.items() if k.startswith("pre_")}
+    print("             " + ", ".join(f"{k} {v:.2f}" for k, v in parts.items() if k != "total")
+          + " s (decode_detect includes detect)")
     print(f"  score      {med['score']:6.2f} s")
     print(f"  total      {med['total']:6.2f} s   inside detect_video")
     print(f"  wall       {med['wall']:6.2f} s   = {med['wall'] / GOAL_WALL_S:.2f}x the {GOAL_WALL_S:g} s goal, "
