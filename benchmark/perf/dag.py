@@ -14,13 +14,14 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchmark.perf.measure import machine_cpu_s
 
 REPO = Path(__file__).resolve().parents[2]
 GOAL_WALL_S = 600.0  # issue 14: the default DAG on 2 cores
@@ -47,20 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where to copy the checkout (default: a temporary folder, removed afterwards)")
 
 
-def cpu_s() -> float:
-    """CPU seconds the machine has been busy (all processes), else those of this process's children."""
-    try:
-        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-        user, nice, system, _idle, _iowait, irq, softirq = (int(v) for v in fields[:7])
-        return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError):
-        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-        return usage.ru_utime + usage.ru_stime
-
-
 def timed_repro(work: Path, env: dict[str, str]) -> tuple[float, float, list[tuple[str, float, float]]]:
     """(wall s, CPU s, [(stage, wall s, CPU s)]) of one `dvc repro`."""
-    cpu0, t0 = cpu_s(), time.perf_counter()
+    cpu0, t0 = machine_cpu_s(), time.perf_counter()
     proc = subprocess.Popen(["dvc", "repro"], cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
     stages: list[tuple[str, float, float]] = []
@@ -70,9 +60,9 @@ def timed_repro(work: Path, env: dict[str, str]) -> tuple[float, float, list[tup
         lines.append(line)
         found = _STAGE.search(line)
         if found:
-            stages.append((found.group(1), time.perf_counter(), cpu_s()))
+            stages.append((found.group(1), time.perf_counter(), machine_cpu_s()))
     proc.wait()
-    wall, cpu = time.perf_counter() - t0, cpu_s() - cpu0
+    wall, cpu = time.perf_counter() - t0, machine_cpu_s() - cpu0
     if proc.returncode:
         raise SystemExit(f"bench dag: dvc repro failed ({proc.returncode}):\n{''.join(lines[-40:])}")
     ends = [(t, c) for _, t, c in stages[1:]] + [(t0 + wall, cpu0 + cpu)]

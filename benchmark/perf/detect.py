@@ -17,13 +17,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchmark.perf.measure import children_cpu_s
 
 DEFAULT_VIDEO = (Path(__file__).resolve().parents[2].parent / "shared" / "media" / "real_talking"
                  / "semchan_HyperLips__test_video4_video4.mp4")  # 10.0 s, 1280x720, 25 fps, 44.1 kHz stereo
@@ -37,16 +38,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=int, default=3, help="cold runs; medians are printed (default: %(default)s)")
 
 
-def _children_cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def _run(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, float, subprocess.CompletedProcess]:
     """(wall s, CPU s of the process and its children, result) of one cold run."""
-    cpu0, t0 = _children_cpu_s(), time.perf_counter()
+    cpu0, t0 = children_cpu_s(), time.perf_counter()
     proc = subprocess.run(argv, capture_output=True, text=True, env=env)
-    return time.perf_counter() - t0, _children_cpu_s() - cpu0, proc
+    return time.perf_counter() - t0, children_cpu_s() - cpu0, proc
 
 
 def _decode_only_s(video: Path) -> float:

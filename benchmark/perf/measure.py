@@ -1,6 +1,7 @@
 """Small measuring helpers shared by the benchmarks."""
 from __future__ import annotations
 
+import os
 import resource
 import threading
 import time
@@ -16,6 +17,23 @@ def rss_mb() -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def children_cpu_s() -> float:
+    """CPU seconds of this process's finished (waited-for) children."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def machine_cpu_s() -> float:
+    """CPU seconds the machine has been busy, all processes (Linux ``/proc/stat``): counts work of
+    processes that are not this one's children, such as Ray workers. Elsewhere ``children_cpu_s``."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+        user, nice, system, _idle, _iowait, irq, softirq = (int(v) for v in fields[:7])
+        return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError):
+        return children_cpu_s()
 
 
 @dataclass
