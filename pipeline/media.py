@@ -1,4 +1,4 @@
-"""Media I/O over the system ffmpeg (through ffmpeg-python).
+"""Media I/O over ffmpeg (through ffmpeg-python; which ffmpeg: ``pipeline.ffmpeg_bin``).
 
 Every stage sees media the same way: video as 25 fps RGB uint8 frames, audio
 as 16 kHz mono float32 with an exact sample count. Variable frame rates,
@@ -10,11 +10,13 @@ autorotation), and ``probe`` reports the displayed size. Decoding counts the
 errors ffmpeg reports (a corrupt H.264 stream still yields frames), so callers
 can refuse damaged clips instead of learning from their artefacts.
 
-Every ffmpeg or ffprobe start costs ~0.1 s of CPU before any work (the dynamic
-loader resolving symbols across the ~200 libraries Debian's build links), more
-than decoding a short 224 px clip. So a caller holding a ``probe`` passes it on
-(``info=``), and ``iter_frames(..., audio=AudioCapture())`` decodes the audio
-track in the same ffmpeg run as the frames: one probe and one decode per clip.
+Every ffprobe start costs ~0.08 s of CPU before any work (the dynamic loader
+resolving symbols across the ~200 libraries Debian's build links), more than
+decoding a short 224 px clip; the static ffmpeg build starts in ~0.01 s. So a
+caller holding a ``probe`` passes it on (``info=``), ``probe`` remembers the
+files it has described (until they change), and ``iter_frames(...,
+audio=AudioCapture())`` decodes the audio track in the same ffmpeg run as the
+frames: one probe and one decode per clip.
 """
 from __future__ import annotations
 
@@ -38,6 +40,7 @@ import numpy as np
 
 from pipeline.atomic import atomic_path
 from pipeline.errors import MediaError
+from pipeline.ffmpeg_bin import ffmpeg_exe, ffprobe_exe
 
 FPS = 25
 SAMPLE_RATE = 16000
@@ -160,7 +163,7 @@ def probe(path: str | Path) -> Probe:
     path = Path(path)
     _check_file(path)
     try:
-        info = ffmpeg.probe(str(path))
+        info = ffmpeg.probe(str(path), cmd=ffprobe_exe())
     except ffmpeg.Error as exc:
         reason = _ffmpeg_reason(exc.stderr or b"")
         # A cut-off mp4 still starts with its 'ftyp' box; a text file named .mp4 does not.
@@ -410,14 +413,14 @@ def iter_frames(
     if size is not None:
         out_w, out_h = size
         stream_in = stream_in.filter("scale", out_w, out_h, flags="area")
-    outputs = [stream_in.output("pipe:", format="rawvideo", pix_fmt="rgb24", vsync="cfr")]
+    outputs = [stream_in.output("pipe:", format="rawvideo", pix_fmt="rgb24", fps_mode="cfr")]
     audio_read = audio_write = None
     if audio is not None:
         # The audio goes to a second pipe, read on a thread (ffmpeg interleaves both outputs, so
         # either pipe filling up would stall the other).
         audio_read, audio_write = os.pipe()
         outputs.append(_audio_output(source, f"pipe:{audio_write}", audio.sample_rate))
-    args = ffmpeg.merge_outputs(*outputs).global_args("-nostdin", "-loglevel", "error").compile()
+    args = ffmpeg.merge_outputs(*outputs).global_args("-nostdin", "-loglevel", "error").compile(cmd=ffmpeg_exe())
     try:
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 pass_fds=(audio_write,) if audio_write is not None else ())
@@ -524,7 +527,7 @@ def decode_audio(
         out, _ = (
             _audio_output(ffmpeg.input(str(path)), "pipe:", sample_rate)
             .global_args("-nostdin", "-loglevel", "error")
-            .run(capture_stdout=True, capture_stderr=True)
+            .run(cmd=ffmpeg_exe(), capture_stdout=True, capture_stderr=True)
         )
     except ffmpeg.Error as exc:
         raise MediaError(path, f"audio decoding failed ({_ffmpeg_reason(exc.stderr or b'')})", "decode") from None
@@ -606,7 +609,7 @@ def write_mp4(
             .global_args("-nostdin", "-loglevel", "error")
             .overwrite_output()
         )
-        proc = cmd.run_async(pipe_stdin=True, pipe_stderr=True)
+        proc = cmd.run_async(cmd=ffmpeg_exe(), pipe_stdin=True, pipe_stderr=True)
         try:
             proc.stdin.write(frames.tobytes())
         except BrokenPipeError:
@@ -623,12 +626,12 @@ def read_tags(path: str | Path) -> dict[str, str]:
     path = Path(path)
     _check_file(path)
     try:
-        info = ffmpeg.probe(str(path))
+        info = ffmpeg.probe(str(path), cmd=ffprobe_exe())
     except ffmpeg.Error as exc:
         raise MediaError(path, f"not a readable media file ({_ffmpeg_reason(exc.stderr or b'')})") from None
     return dict(info.get("format", {}).get("tags", {}))
 
 
 def ffmpeg_version() -> str:
-    out = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([ffmpeg_exe(), "-version"], capture_output=True, text=True, check=True).stdout
     return out.splitlines()[0]

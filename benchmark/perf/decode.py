@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmark.perf.measure import measure
+from pipeline.ffmpeg_bin import ffmpeg_exe
 from pipeline.media import FPS, AudioCapture, iter_frames, probe, write_mp4
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm"}
@@ -55,7 +56,7 @@ def decode_clip(path: Path) -> int:
 def _ffmpeg_null(path: Path) -> float:
     t0 = time.perf_counter()
     subprocess.run(
-        ["ffmpeg", "-nostdin", "-loglevel", "error", "-i", str(path), "-vf", f"fps={FPS}", "-an", "-f", "null", "-"],
+        [ffmpeg_exe(), "-nostdin", "-loglevel", "error", "-i", str(path), "-vf", f"fps={FPS}", "-an", "-f", "null", "-"],
         check=True,
     )
     return time.perf_counter() - t0

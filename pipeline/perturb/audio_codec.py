@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import MediaError
+from pipeline.ffmpeg_bin import ffmpeg_exe
 from pipeline.media import SAMPLE_RATE, fit_length
 
 # codec name in a spec -> (ffmpeg encoder, container suffix)
@@ -43,7 +44,7 @@ def codec_round_trip(audio: np.ndarray, codec: str, kbps: int, sample_rate: int 
 
 
 def _ffmpeg(args: list[str], codec: str) -> bytes:
-    proc = subprocess.run(["ffmpeg", *args], capture_output=True)
+    proc = subprocess.run([ffmpeg_exe(), *args], capture_output=True)
     if proc.returncode != 0:
         reason = proc.stderr.decode(errors="replace").strip().splitlines()
         raise MediaError(f"<{codec} round trip>", f"ffmpeg failed ({reason[-1] if reason else 'no message'})", "encode")

@@ -28,6 +28,7 @@ import numpy as np
 
 from pipeline.atomic import atomic_path
 from pipeline.errors import MediaError
+from pipeline.ffmpeg_bin import ffmpeg_exe
 from pipeline.media import FPS, SAMPLE_RATE, AudioCapture, decode_video, probe, write_mp4
 from pipeline.perturb.audio import apply_audio
 from pipeline.perturb.spec import MIXED, NONE, PerturbSpec, resolve
@@ -110,7 +111,7 @@ def _write_vc(dst: Path, frames: np.ndarray, audio: np.ndarray | None, crf: int,
         lossless = write_mp4(Path(tmp) / "lossless.mp4", frames, audio, crf=LOSSLESS_CRF)
         meta = [arg for k, v in tags.items() for arg in ("-metadata", f"{k}={v}")]
         cmd = [
-            "ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(lossless), "-map", "0",
+            ffmpeg_exe(), "-nostdin", "-loglevel", "error", "-y", "-i", str(lossless), "-map", "0",
             "-c:v", "libx264", "-preset", VC_PRESET, "-crf", str(crf), "-pix_fmt", "yuv420p",
             "-c:a", "copy", *meta, "-movflags", "+faststart+use_metadata_tags", "-f", "mp4", str(out),
         ]  # fmt: skip

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from pipeline.atomic import atomic_path, write_bytes_atomic
 from pipeline.errors import AvdfError, MediaError
+from pipeline.ffmpeg_bin import ffmpeg_exe
 from pipeline.registry import Registry
 from pipeline.replicas.base import (
     IDFORGE_FOLDER, LINK, VIDEO_ONLY, WAV, Placed, ReplicaError, ReplicaInputs, ReplicaPlan, load_inputs, short_hash,
@@ -74,7 +75,7 @@ def _fingerprint(inputs: ReplicaInputs, key: str) -> str:
 
 
 def _run_ffmpeg(args: list[str], what: Path) -> None:
-    proc = subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", *args], capture_output=True)
+    proc = subprocess.run([ffmpeg_exe(), "-nostdin", "-loglevel", "error", "-y", *args], capture_output=True)
     if proc.returncode != 0:
         tail = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["unknown error"]
         raise MediaError(what, f"ffmpeg failed ({tail[0]})", "encode")

@@ -1,0 +1,41 @@
+"""Which ffmpeg and ffprobe programs every stage runs.
+
+ffmpeg: ``$AVDF_FFMPEG`` if set, else the static build that the pinned ``imageio-ffmpeg`` wheel
+ships, else ``ffmpeg`` on PATH. The static build is the default for two reasons:
+- it starts in ~10 ms where a distribution's shared-library build (Debian 12's links 215
+  libraries) takes 80-90 ms of CPU before it reads a byte, and the DAG starts ffmpeg thousands
+  of times on short clips;
+- its version comes with the Python environment, so two machines installed from the same
+  pyproject.toml encode the same bytes (x264 and the AAC encoder change between ffmpeg releases).
+
+ffprobe: ``$AVDF_FFPROBE`` if set, else ``ffprobe`` on PATH (the wheel ships no ffprobe).
+"""
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+FFMPEG_ENV = "AVDF_FFMPEG"
+FFPROBE_ENV = "AVDF_FFPROBE"
+
+
+def ffmpeg_exe() -> str:
+    """The ffmpeg program to run (a path, or a name looked up on PATH)."""
+    return os.environ.get(FFMPEG_ENV) or _packaged_ffmpeg() or "ffmpeg"
+
+
+def ffprobe_exe() -> str:
+    """The ffprobe program to run (a path, or a name looked up on PATH)."""
+    return os.environ.get(FFPROBE_ENV) or "ffprobe"
+
+
+@lru_cache(maxsize=1)
+def _packaged_ffmpeg() -> str | None:
+    # get_ffmpeg_exe honours $IMAGEIO_FFMPEG_EXE, and falls back to a conda or system ffmpeg on a
+    # platform the wheel has no build for. It runs the program once (-version) to check it.
+    try:
+        from imageio_ffmpeg import get_ffmpeg_exe
+
+        return get_ffmpeg_exe()
+    except (ImportError, RuntimeError):
+        return None
