@@ -28,7 +28,7 @@ import re
 import subprocess
 import tempfile
 import threading
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Generator, Iterator
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
@@ -154,14 +154,37 @@ def _has_ftyp(path: Path) -> bool:
         return f.read(8)[4:8] == b"ftyp"
 
 
+# The last descriptions probe() gave, by file and its state: a stage often probes one source several
+# times (a generator reads its target clip, sizes it, then matches its bitrate).
+_PROBED: OrderedDict[tuple, Probe] = OrderedDict()
+_PROBED_MAX = 512
+_PROBED_LOCK = threading.Lock()
+
+
 def probe(path: str | Path) -> Probe:
     """Describe a media file's container, video and audio streams.
 
-    Raises MediaError for a missing, empty, truncated or non-media file, or a
-    file with neither a video nor an audio stream.
+    A file probed before in this process, and unchanged since (same inode, size, mtime and
+    ctime), is described from memory. Raises MediaError for a missing, empty, truncated or
+    non-media file, or a file with neither a video nor an audio stream.
     """
     path = Path(path)
     _check_file(path)
+    st = path.stat()
+    key = (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    with _PROBED_LOCK:
+        if key in _PROBED:
+            _PROBED.move_to_end(key)
+            return _PROBED[key]
+    info = _probe(path)
+    with _PROBED_LOCK:
+        _PROBED[key] = info
+        while len(_PROBED) > _PROBED_MAX:
+            _PROBED.popitem(last=False)
+    return info
+
+
+def _probe(path: Path) -> Probe:
     try:
         info = ffmpeg.probe(str(path), cmd=ffprobe_exe())
     except ffmpeg.Error as exc:
