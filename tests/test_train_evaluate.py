@@ -375,3 +375,19 @@ def test_evaluate_skips_a_fold_the_data_cannot_fill_and_scores_each_clip_once(tm
     assert skipped == {"VRT", "VRT_S", "A2H", "A2H_S", "MIT", "MIT_S"}
     assert "auc" in got["FAV"]  # the FakeAVCeleb-style test set of the same model
     assert "no fake clips" in got["MIT"]["skipped"] and not (tmp_path / "results" / "MIT").exists()
+
+
+def test_manifest_rows_are_parsed_once_per_version_of_the_file(shards, tmp_path):
+    import shutil
+
+    from benchmark.evaluate import manifest_rows
+    from pipeline.manifest import read_manifest, write_manifest
+
+    path = tmp_path / "clips.parquet"
+    shutil.copy(shards / "clips.parquet", path)
+    rows = manifest_rows(path)
+    assert [r["key"] for r in rows] == read_manifest(path).column("key").to_pylist()
+    rows[0]["label"] = "changed by a caller"
+    assert manifest_rows(path)[0]["label"] != "changed by a caller"  # each call gets its own rows
+    write_manifest(read_manifest(path).slice(0, 3), path)  # the file changes: read again
+    assert len(manifest_rows(path)) == 3
