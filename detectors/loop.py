@@ -106,7 +106,23 @@ def seed_everything(seed: int) -> None:
     torch.backends.cudnn.deterministic = True
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS needs it for deterministic GEMMs
     # warn_only: an op without a deterministic kernel warns (naming itself) instead of failing a long run
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    use_deterministic_algorithms(warn_only=True)
+
+
+def use_deterministic_algorithms(warn_only: bool) -> None:
+    """``torch.use_deterministic_algorithms(True)`` without importing TorchInductor.
+
+    The public function imports ``torch._inductor.config`` only to set its ``deterministic`` flag:
+    1.5-1.8 CPU-s at every training process, for a compiler avdf never calls. Where Inductor is
+    not loaded yet, the same flag is set through the variable its config reads when it loads."""
+    import sys
+
+    set_flag = getattr(torch._C, "_set_deterministic_algorithms", None)
+    if set_flag is None or "torch._inductor.config" in sys.modules:
+        torch.use_deterministic_algorithms(True, warn_only=warn_only)
+        return
+    os.environ["TORCHINDUCTOR_DETERMINISTIC"] = "1"
+    set_flag(True, warn_only=warn_only)
 
 
 def epoch_seed(seed: int, epoch: int) -> int:

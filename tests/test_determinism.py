@@ -1,5 +1,8 @@
 """Same seed, same bytes: rerunning `avdf train` on the same machine writes identical checkpoints,
 metrics and histories, so DVC never reports noise as a change."""
+import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -42,3 +45,19 @@ def test_evaluating_twice_writes_the_same_bytes(shards, tmp_path):
     assert files
     differ = [str(f) for f in files if (tmp_path / "a" / f).read_bytes() != (tmp_path / "b" / f).read_bytes()]
     assert not differ, f"evaluating the same checkpoint again changed {differ}"
+
+
+def test_seeding_asks_torch_for_deterministic_kernels_without_loading_inductor():
+    # In a fresh interpreter: Inductor's config must come out deterministic when something loads it later.
+    code = (
+        "import sys, torch\n"
+        "from detectors.loop import seed_everything\n"
+        "seed_everything(0)\n"
+        "assert torch.are_deterministic_algorithms_enabled() and torch.is_deterministic_algorithms_warn_only_enabled()\n"
+        "assert 'torch._inductor' not in sys.modules, 'seeding imported TorchInductor'\n"
+        "import torch._inductor.config as inductor\n"
+        "assert inductor.deterministic, 'Inductor loaded later is not deterministic'\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TORCHINDUCTOR_DETERMINISTIC"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
