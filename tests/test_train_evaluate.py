@@ -377,7 +377,7 @@ def test_evaluate_skips_a_fold_the_data_cannot_fill_and_scores_each_clip_once(tm
     assert "no fake clips" in got["MIT"]["skipped"] and not (tmp_path / "results" / "MIT").exists()
 
 
-def test_manifest_rows_are_parsed_once_per_version_of_the_file(shards, tmp_path):
+def test_manifest_rows_follow_the_file_and_give_each_caller_its_own_rows(shards, tmp_path):
     import shutil
 
     from benchmark.evaluate import manifest_rows
