@@ -140,7 +140,6 @@ def evaluate_checkpoint(checkpoint: Path, shard_dir: Path, out: Path, params: Ev
     from detectors.training import input_spec_to_segments
     from pipeline.loaders import EvalLoader
     from pipeline.loading.format import CLIPS_NAME
-    from pipeline.manifest import read_manifest
 
     ckpt = load_checkpoint(checkpoint)
     cls = trained_class(ckpt, checkpoint, detector)
@@ -156,7 +155,6 @@ def evaluate_checkpoint(checkpoint: Path, shard_dir: Path, out: Path, params: Ev
             f"{checkpoint}: trained under {name} v{trained.get('version')} (hash {trained['hash'][:12]}), "
             f"which differs from {name} v{protocol.version} ({protocol.hash[:12]})"
         )
-    clips = read_manifest(shard_dir / CLIPS_NAME)
     clip_rows = manifest_rows(shard_dir / CLIPS_NAME)
     split_clips = manifest_rows(split_from) if split_from is not None else clip_rows
     trained_fold = protocol.split(split_clips, folds=[ckpt["fold"]]).fold(ckpt["fold"]) if ckpt.get("fold") else None
@@ -180,12 +178,12 @@ def evaluate_checkpoint(checkpoint: Path, shard_dir: Path, out: Path, params: Ev
                 folds.append(fold)
     perturbation = None
     if split_from is not None:
-        present = set(clips.column("key").to_pylist())
+        present = {row["key"] for row in clip_rows}
         for fold in [f for f in folds if not set(f.test) <= present]:
             if skipped is not None:
                 skipped[fold.name] = "its test clips are not in this (perturbed) set"
             folds.remove(fold)
-        perturbation = perturbation_of(clips)
+        perturbation = perturbation_of(clip_rows)
     for fold in folds:
         if trained_fold is not None and fold.training_id != trained_fold.training_id:
             raise CheckpointMismatch(
@@ -245,17 +243,17 @@ def _parsed_rows(path: str, mtime_ns: int, size: int) -> tuple[dict[str, Any], .
     return tuple(rows_of(Path(path)))
 
 
-def perturbation_of(clips: Any) -> dict[str, Any]:
+def perturbation_of(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """The one perturbation spec every clip of a perturbed set went through (its rows'
-    ``extra.perturbation``; what a mixed mode drew, and each clip's seed, stay in the rows)."""
-    import json
-
+    ``extra.perturbation``; what a mixed mode drew, and each clip's seed, stay in the rows).
+    ``rows``: manifest rows (``manifest_rows``), whose ``extra`` is parsed once."""
+    from benchmark.protocols.selectors import parse_extra
     from pipeline.errors import ConfigError
     from pipeline.perturb import parse_spec
 
     specs, seeds = set(), set()
-    for extra in clips.column("extra").to_pylist():
-        p = (json.loads(extra) if extra else {}).get("perturbation")
+    for row in rows:
+        p = parse_extra(row).get("perturbation")
         if p is None:
             raise ConfigError("evaluate: a perturbed set holds an unperturbed clip (no extra.perturbation)")
         specs.add(p["spec"])
