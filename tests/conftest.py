@@ -93,6 +93,22 @@ def make_clip(tmp_path: Path) -> MakeClip:
     return make
 
 
+@pytest.fixture
+def logged_program(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str, str], Callable[[], list[str]]]:
+    """logged_program(ENV, PROGRAM): point ENV (AVDF_FFMPEG, AVDF_FFPROBE) at a script that logs each
+    start's arguments, then runs PROGRAM; returns a function giving the logged starts so far."""
+
+    def wrap(env: str, program: str) -> Callable[[], list[str]]:
+        log = tmp_path / f"{env}.log"
+        script = tmp_path / f"{env}-logging"
+        script.write_text(f'#!/bin/sh\necho "$@" >> "{log}"\nexec "{program}" "$@"\n')
+        script.chmod(0o755)
+        monkeypatch.setenv(env, str(script))
+        return lambda: log.read_text().splitlines() if log.exists() else []
+
+    return wrap
+
+
 @pytest.fixture(scope="session")
 def studio_shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Shards of studio-shaped synthetic clips (tests/studio_like.py), read-only for the tests."""

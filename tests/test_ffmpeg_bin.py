@@ -22,17 +22,13 @@ def test_the_default_ffmpeg_is_the_static_build_the_wheel_ships(monkeypatch):
     assert "libavcodec" not in linked
 
 
-def test_media_io_runs_the_ffmpeg_avdf_ffmpeg_names(tmp_path, monkeypatch):
+def test_media_io_runs_the_ffmpeg_avdf_ffmpeg_names(tmp_path, logged_program):
     system = shutil.which("ffmpeg")
     if system is None:
         pytest.skip("no ffmpeg on PATH to wrap")
-    log = tmp_path / "starts.log"
-    script = tmp_path / "ffmpeg-logging"
-    script.write_text(f'#!/bin/sh\necho "$@" >> "{log}"\nexec "{system}" "$@"\n')
-    script.chmod(0o755)
-    monkeypatch.setenv("AVDF_FFMPEG", str(script))
+    starts = logged_program("AVDF_FFMPEG", system)
     frames = np.random.default_rng(0).integers(0, 255, (10, 32, 48, 3), dtype=np.uint8)
     path = write_mp4(tmp_path / "clip.mp4", frames, np.zeros(10 * 640, np.float32))
     assert decode_video(path).shape == (10, 32, 48, 3)
-    lines = log.read_text().splitlines()
+    lines = starts()
     assert len(lines) == 2 and "libx264" in lines[0] and "rawvideo" in lines[1]

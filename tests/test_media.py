@@ -198,30 +198,20 @@ def test_ffmpeg_present():
     assert subprocess.run(["ffmpeg", "-version"], capture_output=True).returncode == 0
 
 
-def _counting_ffprobe(tmp_path, monkeypatch):
-    """Point AVDF_FFPROBE at a script that logs each start, then runs the real ffprobe."""
-    log = tmp_path / "ffprobe-starts.log"
-    script = tmp_path / "ffprobe-counting"
-    script.write_text(f'#!/bin/sh\necho start >> "{log}"\nexec ffprobe "$@"\n')
-    script.chmod(0o755)
-    monkeypatch.setenv("AVDF_FFPROBE", str(script))
-    return lambda: len(log.read_text().splitlines()) if log.exists() else 0
-
-
-def test_probe_describes_an_unchanged_file_from_memory(make_clip, tmp_path, monkeypatch):
-    starts = _counting_ffprobe(tmp_path, monkeypatch)
+def test_probe_describes_an_unchanged_file_from_memory(make_clip, logged_program):
+    starts = logged_program("AVDF_FFPROBE", "ffprobe")
     path = make_clip("memo.mp4", duration=2)
     first = probe(path)
-    assert starts() == 1
+    assert len(starts()) == 1
     assert probe(path) == first and probe(str(path)) == first
     decode_video(path)  # probes inside
-    assert starts() == 1
+    assert len(starts()) == 1
 
 
-def test_probe_sees_a_file_rewritten_in_place(make_clip, tmp_path, monkeypatch):
-    starts = _counting_ffprobe(tmp_path, monkeypatch)
+def test_probe_sees_a_file_rewritten_in_place(make_clip, logged_program):
+    starts = logged_program("AVDF_FFPROBE", "ffprobe")
     short, long = make_clip("short.mp4", duration=1), make_clip("long.mp4", duration=3)
     assert probe(short).video.num_frames == 25
     short.write_bytes(long.read_bytes())  # same path and inode, other content
     assert probe(short).video.num_frames == 75
-    assert starts() == 2
+    assert len(starts()) == 2
