@@ -10,13 +10,13 @@ autorotation), and ``probe`` reports the displayed size. Decoding counts the
 errors ffmpeg reports (a corrupt H.264 stream still yields frames), so callers
 can refuse damaged clips instead of learning from their artefacts.
 
-Every ffprobe start costs ~0.08 s of CPU before any work (the dynamic loader
-resolving symbols across the ~200 libraries Debian's build links), more than
-decoding a short 224 px clip; the static ffmpeg build starts in ~0.01 s. So a
-caller holding a ``probe`` passes it on (``info=``), ``probe`` remembers the
-files it has described (until they change), and ``iter_frames(...,
-audio=AudioCapture())`` decodes the audio track in the same ffmpeg run as the
-frames: one probe and one decode per clip.
+A process start costs more than decoding a short 224 px clip (the static ffmpeg
+build starts in ~0.01 s; Debian's ffprobe took ~0.08 s of CPU before any work). So
+``probe`` opens the file in-process with libav (``pipeline.libav_probe``; the program
+``$AVDF_FFPROBE`` names instead, if set), a caller holding a ``probe`` passes it on
+(``info=``), ``probe`` remembers the files it has described (until they change), and
+``iter_frames(..., audio=AudioCapture())`` decodes the audio track in the same ffmpeg
+run as the frames: one probe and one decode per clip.
 """
 from __future__ import annotations
 
@@ -41,6 +41,7 @@ import numpy as np
 from pipeline.atomic import atomic_path
 from pipeline.errors import MediaError
 from pipeline.ffmpeg_bin import ffmpeg_exe, ffprobe_exe
+from pipeline.libav_probe import ProbeFailed, probe_json
 
 FPS = 25
 SAMPLE_RATE = 16000
@@ -184,15 +185,26 @@ def probe(path: str | Path) -> Probe:
     return info
 
 
-def _probe(path: Path) -> Probe:
+def _probe_json(path: Path) -> dict[str, Any]:
+    """ffprobe's ``-show_format -show_streams`` JSON of ``path``: from libav in-process, or the
+    program ``$AVDF_FFPROBE`` names; MediaError when neither can read it as media."""
+    program = ffprobe_exe()
     try:
-        info = ffmpeg.probe(str(path), cmd=ffprobe_exe())
+        if program is None:
+            return probe_json(path)
+        return ffmpeg.probe(str(path), cmd=program)
+    except ProbeFailed as exc:
+        reason = _ffmpeg_reason(exc.reason.encode())
     except ffmpeg.Error as exc:
         reason = _ffmpeg_reason(exc.stderr or b"")
-        # A cut-off mp4 still starts with its 'ftyp' box; a text file named .mp4 does not.
-        kind = "truncated" if "moov atom not found" in reason and _has_ftyp(path) else "not_media"
-        what = "truncated or incomplete media file" if kind == "truncated" else "not a readable media file"
-        raise MediaError(path, f"{what} ({reason})", kind) from None
+    # A cut-off mp4 still starts with its 'ftyp' box; a text file named .mp4 does not.
+    kind = "truncated" if "moov atom not found" in reason and _has_ftyp(path) else "not_media"
+    what = "truncated or incomplete media file" if kind == "truncated" else "not a readable media file"
+    raise MediaError(path, f"{what} ({reason})", kind)
+
+
+def _probe(path: Path) -> Probe:
+    info = _probe_json(path)
     fmt = info.get("format", {})
     video = audio = None
     for s in info.get("streams", []):
@@ -648,13 +660,4 @@ def read_tags(path: str | Path) -> dict[str, str]:
     """The container-level metadata tags of a media file."""
     path = Path(path)
     _check_file(path)
-    try:
-        info = ffmpeg.probe(str(path), cmd=ffprobe_exe())
-    except ffmpeg.Error as exc:
-        raise MediaError(path, f"not a readable media file ({_ffmpeg_reason(exc.stderr or b'')})") from None
-    return dict(info.get("format", {}).get("tags", {}))
-
-
-def ffmpeg_version() -> str:
-    out = subprocess.run([ffmpeg_exe(), "-version"], capture_output=True, text=True, check=True).stdout
-    return out.splitlines()[0]
+    return dict(_probe_json(path).get("format", {}).get("tags", {}))
