@@ -50,7 +50,6 @@ def probe_json(path: str | Path) -> dict[str, Any]:
         streams = [_stream(container, s) for s in container.streams]
         fmt: dict[str, Any] = {
             "format_name": container.format.name,
-            "nb_streams": len(container.streams),
             "size": str(container.size),
             "tags": dict(container.metadata),
         }
@@ -91,11 +90,11 @@ def _stream(container: Any, stream: Any) -> dict[str, Any]:
 
     cc = stream.codec_context
     codec = getattr(cc, "codec", None)
+    attached_pic = av.stream.Disposition.attached_pic in stream.disposition
     out: dict[str, Any] = {
-        "index": stream.index,
         "codec_type": stream.type,
         "codec_name": codec.canonical_name if codec is not None else "?",
-        "disposition": {"attached_pic": int(av.stream.Disposition.attached_pic in stream.disposition)},
+        "disposition": {"attached_pic": int(attached_pic)},
         "tags": dict(stream.metadata),
     }
     tb = stream.time_base
@@ -110,7 +109,8 @@ def _stream(container: Any, stream: Any) -> dict[str, Any]:
     if stream.type == "video":
         out.update(width=cc.width, height=cc.height, avg_frame_rate=_ratio(stream.average_rate),
                    r_frame_rate=_ratio(stream.base_rate))
-        rotation = _first_frame_rotation(container, stream)
+        # A cover picture has no display matrix, and nothing worth decoding.
+        rotation = 0 if attached_pic else _first_frame_rotation(container, stream)
         if rotation:
             out["side_data_list"] = [{"side_data_type": "Display Matrix", "rotation": rotation}]
     elif stream.type == "audio":
@@ -121,8 +121,6 @@ def _stream(container: Any, stream: Any) -> dict[str, Any]:
 def _first_frame_rotation(container: Any, stream: Any) -> int:
     import av
 
-    if av.stream.Disposition.attached_pic in stream.disposition:
-        return 0  # a cover picture: no display matrix, and nothing worth decoding
     try:
         for frame in container.decode(stream):
             return int(round(getattr(frame, "rotation", 0) or 0))

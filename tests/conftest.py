@@ -99,14 +99,33 @@ def logged_program(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[
     start's arguments, then runs PROGRAM; returns a function giving the logged starts so far."""
 
     def wrap(env: str, program: str) -> Callable[[], list[str]]:
-        log = tmp_path / f"{env}.log"
-        script = tmp_path / f"{env}-logging"
-        script.write_text(f'#!/bin/sh\necho "$@" >> "{log}"\nexec "{program}" "$@"\n')
-        script.chmod(0o755)
+        script, starts = _logging_script(tmp_path / f"{env}-logging", program)
         monkeypatch.setenv(env, str(script))
-        return lambda: log.read_text().splitlines() if log.exists() else []
+        return starts
 
     return wrap
+
+
+@pytest.fixture
+def logged_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str, str], Callable[[], list[str]]]:
+    """logged_on_path(NAME, PROGRAM): put a script called NAME first on PATH that logs each start's
+    arguments, then runs PROGRAM; returns a function giving the logged starts so far."""
+
+    def wrap(name: str, program: str) -> Callable[[], list[str]]:
+        bin_dir = tmp_path / "logged-bin"
+        bin_dir.mkdir(exist_ok=True)
+        _script, starts = _logging_script(bin_dir / name, program)
+        monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+        return starts
+
+    return wrap
+
+
+def _logging_script(script: Path, program: str) -> tuple[Path, Callable[[], list[str]]]:
+    log = script.with_name(f"{script.name}.log")
+    script.write_text(f'#!/bin/sh\necho "$@" >> "{log}"\nexec "{program}" "$@"\n')
+    script.chmod(0o755)
+    return script, lambda: log.read_text().splitlines() if log.exists() else []
 
 
 @pytest.fixture(scope="session")

@@ -151,8 +151,9 @@ def test_empty_file(tmp_path):
 
 def test_non_media_file(tmp_path):
     (tmp_path / "notes.mp4").write_text("hello, I am not a video\n" * 100)
-    with pytest.raises(MediaError, match=r"notes\.mp4: not a readable media file"):
+    with pytest.raises(MediaError, match=r"notes\.mp4: not a readable media file") as exc:
         probe(tmp_path / "notes.mp4")
+    assert exc.value.error_type == "not_media"
 
 
 def test_truncated_file_moov_at_end(make_clip, tmp_path):
@@ -163,6 +164,7 @@ def test_truncated_file_moov_at_end(make_clip, tmp_path):
     with pytest.raises(MediaError, match=r"cut\.mp4: truncated") as exc:
         decode_video(cut)
     assert exc.value.error_type == "truncated"
+    assert "moov atom not found" in str(exc.value)  # libav's own log line, not only its error code
 
 
 def test_truncated_file_faststart(tmp_path):
