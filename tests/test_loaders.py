@@ -102,6 +102,69 @@ def test_faces_are_resized_to_what_the_detector_consumes(shards: Path, size: int
             _check_alignment(batch, frames)  # frame t is a constant image of value t: resizing keeps it
 
 
+def _textured_clip(num_frames: int, seed: int) -> "DecodedClip":
+    from pipeline.loading.segments import DecodedClip
+
+    rng = np.random.default_rng(seed)
+    face = rng.integers(0, 256, (num_frames, 40, 40, 3), dtype=np.uint8)
+    row = {"label": 1, "video_fake": 1, "audio_fake": 0, "video_id": "v"}
+    return DecodedClip(key=f"k{seed}", row=row, arrays={"face": face}, num_frames=num_frames)
+
+
+def _resized_window(face: np.ndarray, start: int, length: int, size: int) -> np.ndarray:
+    """The window cut first, then each frame resized (the loader's result before it kept whole clips)."""
+    import cv2
+
+    part = face[start:start + length]
+    part = np.concatenate([part, np.repeat(part[-1:], length - len(part), axis=0)]) if len(part) < length else part
+    return np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in part])
+
+
+@pytest.mark.parametrize("sampling", ["consecutive", "groups"])
+def test_segments_of_a_kept_resized_clip_equal_windows_resized_alone(sampling: str) -> None:
+    from pipeline.frame_folders import GROUPS, group_frame_indices
+    from pipeline.loading.segments import make_segment
+
+    spec = SegmentSpec(modalities=("face",), face_size=24, frame_sampling=sampling)
+    for num_frames, starts in ((50, [0, 7, 34]), (10, [0])):  # the short clip repeats its last frame
+        clip = _textured_clip(num_frames, seed=num_frames)
+        for start in starts:
+            got = make_segment(clip, start, spec, segment=0)["inputs"]["face"].permute(0, 2, 3, 1).numpy()
+            if sampling == "groups":
+                indices = group_frame_indices(num_frames, GROUPS, spec.num_frames // GROUPS)
+                want = np.stack([_resized_window(clip.arrays["face"], i, 1, 24)[0] for i in indices])
+            else:
+                want = _resized_window(clip.arrays["face"], start, spec.num_frames, 24)
+            assert np.array_equal(got, want), (num_frames, start)
+        assert clip.derived["face@24"].shape == (num_frames, 24, 24, 3)  # resized once, kept for the next segment
+
+
+def test_resized_faces_are_kept_only_within_the_byte_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    import gc
+
+    from pipeline.loading import segments
+
+    one_clip = 50 * 24 * 24 * 3
+    kept = segments._KeptBytes(limit=one_clip)
+    monkeypatch.setattr(segments, "_resized_faces", kept)
+    spec = SegmentSpec(modalities=("face",), face_size=24)
+    first, second = _textured_clip(50, seed=1), _textured_clip(50, seed=2)
+    resized = []
+    resize_frames = segments.resize_frames
+    monkeypatch.setattr(segments, "resize_frames", lambda frames, size: resized.append(len(frames)) or
+                        resize_frames(frames, size))
+    segments.make_segment(first, 0, spec, segment=0)
+    got = segments.make_segment(second, 3, spec, segment=0)["inputs"]["face"].permute(0, 2, 3, 1).numpy()
+    assert "face@24" in first.derived and "face@24" not in second.derived and kept.used == one_clip
+    assert np.array_equal(got, _resized_window(second.arrays["face"], 3, 16, 24))  # past the limit: still right
+    assert resized == [50, 16]  # ... and only its window is resized, not the whole clip for one segment
+    del first
+    gc.collect()
+    assert kept.used == 0  # a freed clip gives its bytes back
+    segments.make_segment(second, 0, spec, segment=0)
+    assert "face@24" in second.derived
+
+
 @pytest.mark.parametrize("mode,frames", [("truncated", 64), ("whisper30", 3000)])
 def test_mel_features_match_the_whisper_front_end(shards: Path, mode: str, frames: int) -> None:
     spec = SegmentSpec(modalities=(), mel=mode)
