@@ -168,6 +168,24 @@ def test_cad_and_ecl_losses_are_named_as_in_the_papers():
     assert set(ecl.loss(ecl(b["inputs"]), b["targets"])) == {"cls", "dist", "contra"}
 
 
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+def test_clip_frames_normalise_with_clips_mean_and_std_and_leave_the_input_alone(dtype):
+    from detectors.paper_common import clip_frames
+
+    face = torch.zeros(1, 2, 3, 4, 4, dtype=torch.uint8)
+    face[0, 1] = 255
+    face[0, 0, 1, 2, 3] = 51  # 0.2 of full scale
+    face = face if dtype == torch.uint8 else face.float() / 255
+    before = face.clone()
+    out = clip_frames(face, 4)
+    # CLIP's preprocessing: (x - mean) / std per channel, x in [0, 1] (mean 0.4578275, std 0.26130258 for G)
+    assert out[0, 0, 1, 2, 3].item() == pytest.approx((0.2 - 0.4578275) / 0.26130258, abs=1e-6)
+    assert out[0, 0, 1, 0, 0].item() == pytest.approx(-0.4578275 / 0.26130258, abs=1e-6)
+    assert out[0, 1, 0, 0, 0].item() == pytest.approx((1 - 0.48145466) / 0.26862954, abs=1e-6)
+    assert out[0, 1, 2, 3, 3].item() == pytest.approx((1 - 0.40821073) / 0.27577711, abs=1e-6)
+    assert torch.equal(face, before)  # normalised in a tensor of its own, never the caller's
+
+
 def test_paper_configs_need_local_weights():
     for name in ("cad", "avprompt"):
         with pytest.raises(ConfigError, match="random_init"):
