@@ -152,6 +152,7 @@ class DecodedClip:
             self.derived[name] = _resized_faces.keep(resize_frames(face, size))
         return self.derived[name]
 
+
 def _window(array: np.ndarray, start: int, length: int) -> np.ndarray:
     """``array[start:start+length]`` as a copy (never a view that keeps the clip alive), edge-padded when short."""
     part = array[start : start + length]
