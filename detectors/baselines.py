@@ -64,11 +64,11 @@ class VideoBaseline(Detector):
     def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         face = inputs["face"]  # (B, T, 3, H, W) uint8
         b, t = face.shape[:2]
-        x = face.flatten(0, 1).float() / 255.0
+        x = face.flatten(0, 1).to(torch.float32, copy=True).div_(255.0)  # in place: see paper_common.clip_frames
         size = self.config.frame_size
         if x.shape[-1] != size:
             x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-        x = (x - self.MEAN.to(x.device)) / self.STD.to(x.device)
+        x = x.sub_(self.MEAN.to(x.device)).div_(self.STD.to(x.device))
         feats = self.frames(x).view(b, t, -1).transpose(1, 2)  # (B, C, T)
         feats = F.relu(self.temporal(feats)).mean(-1)
         logits = self.head(feats).squeeze(-1)

@@ -105,6 +105,18 @@ def test_forward_backward_predict(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_forward_leaves_its_inputs_alone(name):
+    # Detectors normalise frames in place on their own copy; float frames (a cast that would not copy)
+    # are where an in-place step would write into the caller's batch.
+    model = build(name).eval()
+    inputs = {k: v.float() if v.dtype == torch.uint8 else v for k, v in make_batch(model, LABELS)["inputs"].items()}
+    before = {k: v.clone() for k, v in inputs.items()}
+    with torch.no_grad():
+        model(inputs)
+    assert [k for k in inputs if not torch.equal(inputs[k], before[k])] == []
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_a_traced_detector_scores_as_the_eager_one(name, tmp_path):
     """``avdf detect``'s cached trace (detectors.traced) of every detector: traced on one batch size,
     saved and read back, it gives the eager scores bit for bit on other sizes."""

@@ -156,8 +156,8 @@ class CTCTeacher(Teacher):
         if x.dim() != 5:
             raise TeacherError(f"video teacher: mouth must be (B, T, 1, H, W), got {tuple(x.shape)}")
         b, t = x.shape[:2]
-        frames = x.flatten(0, 1).float()
-        frames = frames / 255.0 if x.dtype == torch.uint8 else frames
+        frames = x.flatten(0, 1).to(torch.float32, copy=True)  # in place: see paper_common.clip_frames
+        frames = frames.div_(255.0) if x.dtype == torch.uint8 else frames
         size = self.config.mouth_size
         if frames.shape[-1] != size:
             frames = F.interpolate(frames, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
