@@ -52,6 +52,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from detectors.ecl.teacher_base import CHARACTERS, Teacher, TeacherError
+from detectors.features import unit_frames
 
 SAMPLE_RATE = 16000
 STFT_WINDOW = 640  # 40 ms
@@ -261,8 +262,7 @@ class DeepAVSRVideoTeacher(Teacher):
         if x.dim() != 5 or x.shape[2] != 1:
             raise TeacherError(f"deep_avsr video teacher: {self.input_key} must be (B, T, 1, H, W), got {tuple(x.shape)}")
         b, t = x.shape[:2]
-        frames = x.flatten(0, 1).to(torch.float32, copy=True)  # in place: see paper_common.clip_frames
-        frames = frames.div_(255.0) if x.dtype == torch.uint8 else frames
+        frames = unit_frames(x)
         if self.input_key == "face_gray":
             # deep_avsr resizes LRS2's face-centred frame to 224 and keeps the central 112: the central half
             h, w = frames.shape[-2:]

@@ -28,7 +28,7 @@ from torch import nn
 
 from detectors.base import Detector, InputSpec
 from detectors.paper_common import two_class_logit
-from detectors.features import LogMel
+from detectors.features import LogMel, unit_frames
 from pipeline.errors import ConfigError
 
 AUDIO_FEATURES = ("mfcc", "logmel")
@@ -170,8 +170,7 @@ class ECL(Detector):
         if frames.dim() != 5 or frames.shape[2] != 1:
             raise ValueError(f"ecl: {c.visual_input} must be (B, T, 1, H, W) grayscale, got {tuple(frames.shape)}")
         b, t = frames.shape[:2]
-        x = frames.flatten(0, 1).to(torch.float32, copy=True)  # in place below: see paper_common.clip_frames
-        x = x.div_(255.0) if frames.dtype == torch.uint8 else x
+        x = unit_frames(frames)
         if x.shape[-1] != c.face_size:
             x = F.interpolate(x, size=(c.face_size, c.face_size), mode="bilinear", align_corners=False, antialias=True)
         x = x.sub_(0.4161).div_(0.1688).view(b, t, c.face_size, c.face_size)  # TalkNet's grayscale normalisation

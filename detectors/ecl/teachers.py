@@ -58,7 +58,7 @@ from detectors.ecl.teacher_base import (  # noqa: F401 - re-exported: the teache
 )
 from detectors.ecl import deep_avsr
 from detectors.ecl.whisper_teacher import WhisperCTCTeacher, WhisperTeacherConfig
-from detectors.features import LogMel
+from detectors.features import LogMel, unit_frames
 
 log = logging.getLogger(__name__)
 
@@ -156,8 +156,7 @@ class CTCTeacher(Teacher):
         if x.dim() != 5:
             raise TeacherError(f"video teacher: mouth must be (B, T, 1, H, W), got {tuple(x.shape)}")
         b, t = x.shape[:2]
-        frames = x.flatten(0, 1).to(torch.float32, copy=True)  # in place: see paper_common.clip_frames
-        frames = frames.div_(255.0) if x.dtype == torch.uint8 else frames
+        frames = unit_frames(x)
         size = self.config.mouth_size
         if frames.shape[-1] != size:
             frames = F.interpolate(frames, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
