@@ -64,7 +64,9 @@ class VideoBaseline(Detector):
     def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         face = inputs["face"]  # (B, T, 3, H, W) uint8
         b, t = face.shape[:2]
-        x = face.flatten(0, 1).to(torch.float32, copy=True).div_(255.0)  # its own tensor, normalised in place (features.unit_frames)
+        # Its own float tensor, normalised in place. Not features.unit_frames: this baseline has always
+        # divided float input by 255 too, and a checkpoint trained that way must score the same.
+        x = face.flatten(0, 1).to(torch.float32, copy=True).div_(255.0)
         size = self.config.frame_size
         if x.shape[-1] != size:
             x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
